@@ -1,0 +1,120 @@
+using AiMass.Registry;
+using AiMass.Registry.Artifacts;
+using AiMass.Registry.Inspection;
+using AiMass.Registry.Storage;
+using AiMass.Server.Api;
+using AiMass.Server.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace AiMass.Server;
+
+/// <summary>Builds the AI Mass control plane: configuration, services, endpoints.</summary>
+public static class AiMassServer
+{
+    /// <summary>
+    /// Creates the control plane. Configuration, lowest precedence first: <c>appsettings.json</c>, environment variables
+    /// <c>AIMASS__Section__Key</c>, then <paramref name="overrides"/> (the CLI's flags).
+    /// </summary>
+    public static WebApplication Build(IReadOnlyDictionary<string, string?>? overrides = null, TimeProvider? time = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory, Args = [] });
+        builder.Configuration.AddEnvironmentVariables("AIMASS__");
+        if (overrides is not null)
+        {
+            builder.Configuration.AddInMemoryCollection(overrides);
+        }
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+
+        var server = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
+        builder.WebHost.UseKestrel(k =>
+        {
+            k.Listen(System.Net.IPAddress.Parse(server.Host == "localhost" ? "127.0.0.1" : server.Host), server.Port);
+            k.AddServerHeader = false;
+        });
+        builder.Services.AddAiMassControlPlane(builder.Configuration, time ?? TimeProvider.System);
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.MapOpenApi();
+        app.MapHealthApi();
+        app.MapModelsApi();
+        app.MapAdminApi();
+        return app;
+    }
+
+    /// <summary>Registers options, the registry, the artifact store and the API plumbing.</summary>
+    public static IServiceCollection AddAiMassControlPlane(this IServiceCollection services, IConfiguration configuration, TimeProvider time)
+    {
+        services.AddOptions<StorageOptions>().Bind(configuration.GetSection(StorageOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<ServerOptions>().Bind(configuration.GetSection(ServerOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<RegistryOptions>().Bind(configuration.GetSection(RegistryOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton(time);
+        services.AddSingleton(sp => new ServerClock(sp.GetRequiredService<TimeProvider>().GetUtcNow()));
+        services.AddSingleton(sp => DataDirectoryLock.Acquire(DataDirectory(sp)));
+        services.AddDbContextFactory<RegistryDbContext>((sp, o) =>
+        {
+            var path = Path.Combine(DataDirectory(sp), RegistryBackup.DatabaseFile);
+            o.UseSqlite(new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString())
+                .AddInterceptors(new SqlitePragmas());
+        });
+        services.AddSingleton<IArtifactStore>(sp => new FileSystemArtifactStore(DataDirectory(sp), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<IArtifactInspector, OnnxInspector>();
+        services.AddSingleton(sp =>
+        {
+            _ = sp.GetRequiredService<DataDirectoryLock>();
+            return new ModelRegistry(
+                sp.GetRequiredService<IDbContextFactory<RegistryDbContext>>(),
+                sp.GetRequiredService<IArtifactStore>(),
+                sp.GetServices<IArtifactInspector>(),
+                sp.GetRequiredService<IOptions<RegistryOptions>>().Value,
+                sp.GetRequiredService<TimeProvider>());
+        });
+        services.AddHostedService<RegistryStartup>();
+        services.ConfigureHttpJsonOptions(o => AiMassJson.Configure(o.SerializerOptions));
+        services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx =>
+        {
+            ctx.ProblemDetails.Extensions.TryAdd("code", ProblemExceptionHandler.CodeFor(ctx.ProblemDetails.Status));
+        });
+        services.AddExceptionHandler<ProblemExceptionHandler>();
+        services.AddOpenApi();
+        return services;
+    }
+
+    /// <summary>The base address the started server listens on (resolves port 0).</summary>
+    public static Uri GetListeningAddress(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
+            ?? throw new InvalidOperationException("the server has not started");
+        return new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
+    }
+
+    /// <summary>The resolved data directory.</summary>
+    public static string DataDirectory(IServiceProvider services) =>
+        Path.GetFullPath(services.GetRequiredService<IOptions<StorageOptions>>().Value.DataDirectory);
+}
+
+/// <summary>When this control plane started.</summary>
+internal sealed record ServerClock(DateTimeOffset StartedAt);
+
+/// <summary>Creates the schema and removes stale temporary files before the server accepts requests.</summary>
+internal sealed class RegistryStartup(ModelRegistry registry, IServiceProvider services, ILogger<RegistryStartup> logger) : Microsoft.Extensions.Hosting.IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var removed = await registry.InitializeAsync(cancellationToken);
+        Log.Started(logger, AiMassServer.DataDirectory(services), removed);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
