@@ -16,7 +16,7 @@ namespace AiMass.Registry;
 public sealed partial class ModelRegistry : IDisposable
 {
     /// <summary>The selector that means "the highest-numbered ready version".</summary>
-    public const string Latest = "latest";
+    public const string Latest = Names.Latest;
 
     private readonly IDbContextFactory<RegistryDbContext> _db;
     private readonly IArtifactStore _store;

@@ -6,6 +6,9 @@ namespace AiMass.Registry;
 /// <summary>Validation rules for registry names, shared by server, client and CLI.</summary>
 public static partial class Names
 {
+    /// <summary>The version selector that means "the highest-numbered ready version"; reserved as an alias name.</summary>
+    public const string Latest = "latest";
+
     /// <summary>The rule a registered model name follows.</summary>
     public const string ModelNamePattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
 

@@ -1,0 +1,83 @@
+using System.CommandLine;
+using System.Globalization;
+using AiMass.Server;
+using AiMass.Server.Hosting;
+using Microsoft.Extensions.Hosting;
+
+namespace AiMass.Cli;
+
+/// <summary><c>aimass up</c>: runs the control plane in this process on the embedded default (SQLite + local blobs).</summary>
+internal static class UpCommand
+{
+    public static Command Create()
+    {
+        var dataDir = new Option<string>("--data-dir")
+        {
+            Description = "Data directory for the database and artifacts (env AIMASS_DATA_DIR; default ~/.aimass)",
+            DefaultValueFactory = _ => StorageOptions.DefaultDataDirectory(),
+        };
+        var port = new Option<int>("--port")
+        {
+            Description = $"TCP port to listen on (0 picks a free one; default {ServerOptions.DefaultPort})",
+            DefaultValueFactory = _ => ServerOptions.DefaultPort,
+        };
+        var host = new Option<string>("--host")
+        {
+            Description = "Address to bind (default 127.0.0.1; 0.0.0.0 for every interface)",
+            DefaultValueFactory = _ => "127.0.0.1",
+        };
+        var command = new Command("up", "Start the control plane on the embedded default: SQLite and a content-addressed artifact store in the data directory")
+        {
+            dataDir, port, host,
+        };
+        command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
+        {
+            var p = parse.GetValue(port);
+            if (p is < 0 or > 65535)
+            {
+                throw new CliException($"--port {p} is not a TCP port (0-65535)");
+            }
+            var directory = Path.GetFullPath(parse.GetValue(dataDir)!);
+            var app = AiMassServer.Build(new Dictionary<string, string?>
+            {
+                [$"{StorageOptions.Section}:{nameof(StorageOptions.DataDirectory)}"] = directory,
+                [$"{ServerOptions.Section}:{nameof(ServerOptions.Port)}"] = p.ToString(CultureInfo.InvariantCulture),
+                [$"{ServerOptions.Section}:{nameof(ServerOptions.Host)}"] = parse.GetValue(host),
+            });
+            await using (app)
+            {
+                try
+                {
+                    await app.StartAsync(ct);
+                }
+                catch (IOException ex) when (Cli.IsPortInUse(ex))
+                {
+                    throw new CliException($"port {p} is already in use: is another control plane running ('aimass status')? Choose another with --port.");
+                }
+                catch (IOException ex) when (ex.Message.Contains("data directory", StringComparison.Ordinal))
+                {
+                    throw new CliException(ex.Message);
+                }
+                var address = app.GetListeningAddress();
+                Console.Out.WriteLine($"AI Mass {ThisAssemblyVersion()} control plane listening on {address.ToString().TrimEnd('/')}");
+                Console.Out.WriteLine($"  data directory: {directory}");
+                Console.Out.WriteLine($"  API: {address}api/v1   OpenAPI: {address}openapi/v1.json");
+                Console.Out.WriteLine("  Press Ctrl-C to stop.");
+                await Console.Out.FlushAsync(ct);
+                try
+                {
+                    await app.WaitForShutdownAsync(ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Ctrl-C or SIGTERM: fall through to a clean stop.
+                }
+                await app.StopAsync(CancellationToken.None);
+                Console.Out.WriteLine("AI Mass control plane stopped.");
+            }
+        }));
+        return command;
+    }
+
+    private static string ThisAssemblyVersion() => AiMass.Server.Api.ThisAssembly.Version;
+}
