@@ -185,11 +185,11 @@ internal static class ModelsCommands
             var table = new Table().AddColumns("", "NAME", "TYPE", "SHAPE");
             foreach (var t in sig.Inputs)
             {
-                table.AddRow("input", Cli.Esc(t.Name), t.ElementType, Shape(t));
+                table.AddRow("input", Cli.Esc(t.Name), Cli.Esc(t.ElementType), Cli.Esc(Shape(t)));
             }
             foreach (var t in sig.Outputs)
             {
-                table.AddRow("output", Cli.Esc(t.Name), t.ElementType, Shape(t));
+                table.AddRow("output", Cli.Esc(t.Name), Cli.Esc(t.ElementType), Cli.Esc(Shape(t)));
             }
             AnsiConsole.Write(table);
         }

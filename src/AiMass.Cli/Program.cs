@@ -1,5 +1,12 @@
 using System.CommandLine;
 using AiMass.Cli;
+using Spectre.Console;
+
+if (Console.IsOutputRedirected)
+{
+    // Piped output is read by grep and scripts: do not wrap table rows at 80 columns.
+    AnsiConsole.Profile.Width = 240;
+}
 
 var root = new RootCommand("AI Mass: train, tune, register, deploy and schedule machine learning on your own cluster.")
 {

@@ -141,7 +141,7 @@ public static class RegistryBackup
             Directory.CreateDirectory(staging);
             await CopyDurablyAsync(Path.Combine(source, manifest.Database), Path.Combine(staging, DatabaseFile), null, cancellationToken).ConfigureAwait(false);
             var backupStore = new FileSystemArtifactStore(source, TimeProvider.System, readOnly: true);
-            var restoredStore = new FileSystemArtifactStore(staging, TimeProvider.System);
+            var restoredStore = new FileSystemArtifactStore(staging, TimeProvider.System, readOnly: true);
             foreach (var (digest, _) in backupStore.List())
             {
                 await CopyDurablyAsync(backupStore.GetPath(digest), restoredStore.GetPath(digest), digest, cancellationToken).ConfigureAwait(false);
@@ -169,10 +169,11 @@ public static class RegistryBackup
         }
     }
 
+    // Opened read-write on purpose: closing the last connection then checkpoints and removes the -wal and -shm files.
     private static async Task<List<string>> MissingBlobsAsync(string databasePath, FileSystemArtifactStore store, CancellationToken cancellationToken)
     {
         var missing = new List<string>();
-        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = databasePath, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = databasePath, Pooling = false }.ToString());
         await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT DISTINCT digest FROM model_versions";

@@ -86,7 +86,13 @@ public static class AiMassServer
             ctx.ProblemDetails.Extensions.TryAdd("code", ProblemExceptionHandler.CodeFor(ctx.ProblemDetails.Status));
         });
         services.AddExceptionHandler<ProblemExceptionHandler>();
-        services.AddOpenApi();
+        services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info.Title = "AI Mass control plane API";
+            document.Info.Version = Api.ThisAssembly.Version;
+            document.Info.Description = "Model registry, artifacts and administration of the AI Mass control plane. Errors are application/problem+json with a stable 'code'.";
+            return Task.CompletedTask;
+        }));
         return services;
     }
 

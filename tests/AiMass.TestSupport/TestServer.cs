@@ -56,10 +56,18 @@ public sealed class TestServer : IAsyncDisposable
 public sealed class TempDirectory : IDisposable
 {
     public TempDirectory()
+        : this(System.IO.Path.Combine(System.IO.Path.GetTempPath(), "aimass-tests", Guid.NewGuid().ToString("N")))
     {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "aimass-tests", Guid.NewGuid().ToString("N"));
+    }
+
+    private TempDirectory(string path)
+    {
+        Path = path;
         System.IO.Directory.CreateDirectory(Path);
     }
+
+    /// <summary>Takes ownership of an existing directory (removed on dispose).</summary>
+    public static TempDirectory Existing(string path) => new(path);
 
     public string Path { get; }
 

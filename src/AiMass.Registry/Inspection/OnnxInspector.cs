@@ -30,14 +30,14 @@ public sealed class OnnxInspector : IArtifactInspector
         }
         catch (OnnxRuntimeException ex)
         {
-            throw new InvalidArtifactException($"ONNX Runtime cannot load the model: {Clean(ex.Message)}", ex);
+            throw new InvalidArtifactException($"ONNX Runtime cannot load the model: {Clean(ex.Message, path)}", ex);
         }
     }
 
-    private static string Clean(string message)
+    private static string Clean(string message, string path)
     {
-        // ORT prefixes messages with "[ErrorCode:InvalidProtobuf] "; keep its text, drop the temp file path.
-        var text = message.Trim();
+        // ORT names the file it loaded: that is our temporary upload file, meaningless to the user.
+        var text = message.Replace($"Load model from {path} failed:", "", StringComparison.Ordinal).Replace(path, "the uploaded file", StringComparison.Ordinal).Trim();
         return text.Length > 2000 ? text[..2000] : text;
     }
 
