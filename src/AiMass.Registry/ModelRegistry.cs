@@ -44,11 +44,12 @@ public sealed partial class ModelRegistry : IDisposable
     /// <summary>The artifact store behind the registry.</summary>
     public IArtifactStore Store => _store;
 
-    /// <summary>Creates the schema when missing and removes temporary files a crash left behind.</summary>
+    /// <summary>Creates or upgrades the schema and removes temporary files a crash left behind.</summary>
     public async Task<int> InitializeAsync(CancellationToken cancellationToken)
     {
         await using var db = await _db.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
-        await db.Database.EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
+        // Migrations, not EnsureCreated: a data directory made by an older version gains the newer tables.
+        await db.Database.MigrateAsync(cancellationToken).ConfigureAwait(false);
         if (db.Database.IsSqlite())
         {
             // WAL lets listings read while a registration writes.
