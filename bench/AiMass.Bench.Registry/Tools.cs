@@ -7,7 +7,7 @@ internal static class Tools
 {
     public static int Usage()
     {
-        Console.Error.WriteLine("usage: AiMass.Bench.Registry make-model PATH [BYTES]");
+        Console.Error.WriteLine("usage: AiMass.Bench.Registry transfer [SIZE_MIB] [RUNS] | list [VERSIONS] [PAGES] | register [COUNT] [BYTES] | all | make-model PATH [BYTES]");
         return 1;
     }
 

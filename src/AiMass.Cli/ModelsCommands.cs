@@ -438,21 +438,8 @@ internal static class ModelsCommands
             {
                 path = Path.Combine(path, $"{info.Name}-{info.Version}.{info.Format}");
             }
-            // Written next to the target and renamed when complete and verified: no half-written file under the final name.
-            var part = $"{path}.{Environment.ProcessId}.part";
-            try
-            {
-                await using (var file = new FileStream(part, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.Asynchronous))
-                {
-                    await Cli.WithProgressAsync(parse, $"download {info.Name}@{info.Version}", info.Size,
-                        progress => client.DownloadArtifactAsync(new VersionRef(info.Name, info.Version.ToString(CultureInfo.InvariantCulture)), file, progress, ct));
-                }
-                File.Move(part, path, overwrite: true);
-            }
-            finally
-            {
-                File.Delete(part);
-            }
+            await Cli.WithProgressAsync(parse, $"download {info.Name}@{info.Version}", info.Size,
+                progress => client.DownloadArtifactToFileAsync(new VersionRef(info.Name, info.Version.ToString(CultureInfo.InvariantCulture)), path, progress, ct));
             if (Cli.WantsJson(parse))
             {
                 Cli.PrintJson(new { path, version = info });

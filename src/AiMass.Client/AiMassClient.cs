@@ -2,9 +2,9 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using AiMass.IO;
 using AiMass.Registry;
 
 namespace AiMass.Client;
@@ -139,34 +139,56 @@ public sealed class AiMassClient : IDisposable
     /// Downloads an artifact into <paramref name="destination"/>, checking its SHA-256 against the version's digest on
     /// the way; throws <see cref="AiMassApiException"/> with code <c>digest_mismatch</c> when they differ.
     /// </summary>
-    public async Task<ModelVersionInfo> DownloadArtifactAsync(
+    public Task<ModelVersionInfo> DownloadArtifactAsync(
         VersionRef reference, Stream destination, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(destination);
+        return DownloadAsync(reference, new StreamChunkSink(destination), progress, cancellationToken);
+    }
+
+    private async Task<ModelVersionInfo> DownloadAsync(VersionRef reference, IChunkSink destination, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
         var info = await GetVersionAsync(reference, cancellationToken).ConfigureAwait(false);
         // Address the number just resolved, so an alias moving mid-download cannot mix two versions.
         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"api/v1/models/{Esc(info.Name)}/versions/{info.Version}/artifact", UriKind.Relative));
         using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         await EnsureSuccessAsync(response, cancellationToken).ConfigureAwait(false);
         await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[1 << 20];
-        long total = 0;
-        int read;
-        while ((read = await body.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
-        {
-            hash.AppendData(buffer, 0, read);
-            await destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
-            total += read;
-            progress?.Report(total);
-        }
-        var digest = "sha256:" + Convert.ToHexStringLower(hash.GetHashAndReset());
+        var (digest, total) = await DigestingCopy.CopyAsync(body, destination, progress is null ? null : progress.Report, cancellationToken).ConfigureAwait(false);
         if (digest != info.Digest || total != info.Size)
         {
             throw new AiMassApiException(HttpStatusCode.BadGateway, ErrorCodes.DigestMismatch,
                 $"downloaded {total} bytes hashing to {digest}, but {info.Name}@{info.Version} is {info.Size} bytes with {info.Digest}", null);
         }
         return info;
+    }
+
+    /// <summary>
+    /// Downloads an artifact to <paramref name="path"/> atomically: the bytes go to a temporary sibling (bypassing the
+    /// page cache where the file system allows), are verified against the digest and synced, then renamed into place.
+    /// Nothing is left under <paramref name="path"/> when the download fails.
+    /// </summary>
+    public async Task<ModelVersionInfo> DownloadArtifactToFileAsync(
+        VersionRef reference, string path, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var full = Path.GetFullPath(path);
+        var part = $"{full}.{Environment.ProcessId}.{Guid.NewGuid():N}.part";
+        try
+        {
+            ModelVersionInfo info;
+            using (var sink = FileSink.CreateNew(part))
+            {
+                info = await DownloadAsync(reference, sink, progress, cancellationToken).ConfigureAwait(false);
+                sink.Flush();
+            }
+            File.Move(part, full, overwrite: true);
+            return info;
+        }
+        finally
+        {
+            File.Delete(part);
+        }
     }
 
     // ------------------------------------------------------------ aliases

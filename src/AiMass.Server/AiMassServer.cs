@@ -42,6 +42,7 @@ public static class AiMassServer
         builder.Services.AddAiMassControlPlane(builder.Configuration, time ?? TimeProvider.System);
 
         var app = builder.Build();
+        app.Use(ServerTiming);
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.MapOpenApi();
@@ -49,6 +50,19 @@ public static class AiMassServer
         app.MapModelsApi();
         app.MapAdminApi();
         return app;
+    }
+
+    /// <summary>Adds <c>Server-Timing: app;dur=MS</c> (time until the response starts) so clients and benchmarks see server-side latency.</summary>
+    private static Task ServerTiming(HttpContext context, RequestDelegate next)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        context.Response.OnStarting(() =>
+        {
+            var ms = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            context.Response.Headers["Server-Timing"] = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"app;dur={ms:0.###}");
+            return Task.CompletedTask;
+        });
+        return next(context);
     }
 
     /// <summary>Registers options, the registry, the artifact store and the API plumbing.</summary>

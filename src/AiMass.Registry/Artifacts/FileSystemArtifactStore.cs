@@ -1,5 +1,5 @@
-using System.Buffers;
 using System.Security.Cryptography;
+using AiMass.IO;
 
 namespace AiMass.Registry.Artifacts;
 
@@ -39,60 +39,34 @@ public sealed class FileSystemArtifactStore : IArtifactStore
     {
         ArgumentNullException.ThrowIfNull(content);
         var path = Path.Combine(_tempRoot, $"{Guid.NewGuid():N}{TempSuffix}");
-        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         var ok = false;
         try
         {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            long size = 0;
-            await using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 0, FileOptions.Asynchronous))
+            string digest;
+            long size;
+            using (var sink = FileSink.CreateNew(path))
             {
-                int read;
-                while ((read = await ReadFullAsync(content, buffer, cancellationToken).ConfigureAwait(false)) > 0)
+                (digest, size) = await DigestingCopy.CopyAsync(content, sink, total =>
                 {
-                    size += read;
-                    if (size > maxBytes)
+                    if (total > maxBytes)
                     {
                         throw new RegistryException(413, ErrorCodes.PayloadTooLarge,
                             $"the artifact is larger than the upload limit of {maxBytes} bytes (Registry:MaxUploadBytes)");
                     }
-                    hash.AppendData(buffer, 0, read);
-                    await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
-                }
-                file.Flush(flushToDisk: true);
+                }, cancellationToken).ConfigureAwait(false);
+                sink.Flush();
             }
-            var staged = new StagedArtifact(path, Digests.FromHash(hash.GetHashAndReset()), size);
+            var staged = new StagedArtifact(path, digest, size);
             ok = true;
             return staged;
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
             if (!ok)
             {
                 TryDelete(path);
             }
         }
-    }
-
-    private static async Task<int> ReadFullAsync(Stream content, byte[] buffer, CancellationToken cancellationToken)
-    {
-        // Fill most of the buffer before hashing and writing: fewer, larger writes.
-        var total = 0;
-        while (total < buffer.Length)
-        {
-            var n = await content.ReadAsync(buffer.AsMemory(total), cancellationToken).ConfigureAwait(false);
-            if (n == 0)
-            {
-                break;
-            }
-            total += n;
-            if (total >= buffer.Length / 2)
-            {
-                break;
-            }
-        }
-        return total;
     }
 
     /// <inheritdoc />

@@ -6,7 +6,6 @@ namespace AiMass.Registry.Artifacts;
 internal static partial class NativeFile
 {
     private const int ReadOnly = 0;
-    private const int Directory = 0x10000; // O_DIRECTORY on Linux
 
     public static void SyncDirectory(string path)
     {
@@ -14,7 +13,7 @@ internal static partial class NativeFile
         {
             return;
         }
-        var fd = Open(path, ReadOnly | (OperatingSystem.IsLinux() ? Directory : 0));
+        var fd = Open(path, ReadOnly);
         if (fd < 0)
         {
             throw new IOException($"cannot open directory '{path}' to sync it (errno {Marshal.GetLastPInvokeError()})");
