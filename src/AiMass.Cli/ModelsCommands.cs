@@ -157,7 +157,7 @@ internal static class ModelsCommands
         foreach (var v in versions)
         {
             table.AddRow(v.Version.ToString(CultureInfo.InvariantCulture), Lower(v.Status), Cli.Esc(string.Join(", ", v.Aliases)), Cli.Esc(v.Format),
-                Cli.Bytes(v.Size), Cli.Esc(v.Digest[..19]), Cli.Time(v.CreatedAt));
+                v.Digest is null ? "-" : Cli.Bytes(v.Size), Cli.Esc(v.Digest?[..19] ?? "-"), Cli.Time(v.CreatedAt));
         }
         return table;
     }
@@ -169,8 +169,8 @@ internal static class ModelsCommands
         grid.AddRow("status", Cli.Esc(Lower(v.Status) + (v.StatusMessage is null ? "" : $" ({v.StatusMessage})")));
         grid.AddRow("aliases", Cli.Esc(string.Join(", ", v.Aliases)));
         grid.AddRow("format", Cli.Esc(v.Format));
-        grid.AddRow("size", $"{Cli.Bytes(v.Size)} ({v.Size} bytes)");
-        grid.AddRow("digest", Cli.Esc(v.Digest));
+        grid.AddRow("size", v.Digest is null ? "-" : $"{Cli.Bytes(v.Size)} ({v.Size} bytes)");
+        grid.AddRow("digest", Cli.Esc(v.Digest ?? "- (artifact not uploaded yet)"));
         grid.AddRow("description", Cli.Esc(v.Description));
         grid.AddRow("tags", Cli.Esc(string.Join(", ", v.Tags.Select(t => $"{t.Key}={t.Value}"))));
         grid.AddRow("params", Cli.Esc(string.Join(", ", v.Params.Select(p => $"{p.Key}={p.Value.GetRawText()}"))));

@@ -115,6 +115,21 @@ public sealed class AiMassClient : IDisposable
         return await SendAsync<ModelVersionInfo>(HttpMethod.Post, $"api/v1/models/{Esc(name)}/versions{Query([.. query])}", body, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Reserves the next version (status <c>registering</c>) with its metadata; its artifact follows with <see cref="UploadArtifactAsync"/>.</summary>
+    public Task<ModelVersionInfo> ReserveVersionAsync(string name, RegisterVersionRequest request, CancellationToken cancellationToken = default) =>
+        SendAsync<ModelVersionInfo>(HttpMethod.Post, $"api/v1/models/{Esc(name)}/versions", JsonContent.Create(request, options: AiMassJson.Options), cancellationToken);
+
+    /// <summary>Uploads the artifact of a reserved version, which becomes <c>ready</c> (or <c>failed</c> when the artifact is invalid).</summary>
+    public Task<ModelVersionInfo> UploadArtifactAsync(
+        string name, int version, Stream content, string? expectedDigest = null, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        var body = new ProgressStreamContent(content, progress);
+        body.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        return SendAsync<ModelVersionInfo>(HttpMethod.Put,
+            $"api/v1/models/{Esc(name)}/versions/{version.ToString(CultureInfo.InvariantCulture)}/artifact{Query(("digest", expectedDigest))}", body, cancellationToken);
+    }
+
     /// <summary>One page of a model's versions.</summary>
     public Task<Page<ModelVersionInfo>> ListVersionsAsync(
         string name, string? status = null, string? tag = null, string? alias = null, bool ascending = false,

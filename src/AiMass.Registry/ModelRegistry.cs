@@ -24,6 +24,7 @@ public sealed partial class ModelRegistry : IDisposable
     private readonly RegistryOptions _options;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _writeGate = new(1, 1);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _uploading = new(StringComparer.Ordinal);
     private int _backupsRunning;
 
     /// <summary>Creates the registry over a store and a database.</summary>
@@ -135,7 +136,7 @@ public sealed partial class ModelRegistry : IDisposable
         var digests = await WriteAsync(async db =>
         {
             var row = await LoadModelAsync(db, name, cancellationToken).ConfigureAwait(false);
-            var versionDigests = await db.Versions.Where(v => v.ModelId == row.Id).Select(v => v.Digest).Distinct()
+            var versionDigests = await db.Versions.Where(v => v.ModelId == row.Id && v.Digest != "").Select(v => v.Digest).Distinct()
                 .ToListAsync(cancellationToken).ConfigureAwait(false);
             if (row.VersionCount > 0 && !force)
             {
@@ -234,6 +235,139 @@ public sealed partial class ModelRegistry : IDisposable
         string model, Stream content, RegisterVersionRequest request, string? actor, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(content);
+        var (format, expected, parent) = ValidateRegistration(model, request);
+        if (request.Alias is not null)
+        {
+            ValidateAliasName(request.Alias, "alias");
+        }
+        using var staged = await StageAsync(content, format, expected, cancellationToken).ConfigureAwait(false);
+        var committedBlob = false;
+        try
+        {
+            return await WriteAsync(async db =>
+            {
+                await using var tx = await db.Database.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                var (row, version) = await AddVersionAsync(db, model, format, request, parent, cancellationToken).ConfigureAwait(false);
+                _store.Commit(staged.Artifact);
+                committedBlob = true;
+                Complete(version, staged);
+                await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+                if (request.Alias is not null)
+                {
+                    await MoveAliasAsync(db, row, request.Alias, version.Version, AliasAction.Set, actor, "set at registration", cancellationToken).ConfigureAwait(false);
+                }
+                await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+                return await ToVersionInfoAsync(db, row, version, cancellationToken).ConfigureAwait(false);
+            }, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch when (committedBlob)
+        {
+            // The transaction rolled back; drop the blob unless another version shares it.
+            await DeleteUnreferencedBlobsAsync([staged.Artifact.Digest], CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Reserves the next version number with its metadata and lineage, in status <c>registering</c>, for a producer (a
+    /// training job) that uploads the artifact later with <see cref="UploadArtifactAsync"/> or reports failure.
+    /// </summary>
+    public async Task<ModelVersionInfo> ReserveVersionAsync(string model, RegisterVersionRequest request, CancellationToken cancellationToken)
+    {
+        var (format, expected, parent) = ValidateRegistration(model, request);
+        if (expected is not null || request.Alias is not null)
+        {
+            throw RegistryException.Invalid(expected is not null ? "digest" : "alias",
+                "digest and alias belong to the artifact upload (PUT .../versions/{v}/artifact), not to the reservation");
+        }
+        return await WriteAsync(async db =>
+        {
+            await using var tx = await db.Database.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            var (row, version) = await AddVersionAsync(db, model, format, request, parent, cancellationToken).ConfigureAwait(false);
+            await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+            await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return await ToVersionInfoAsync(db, row, version, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Uploads the artifact of a reserved (<c>registering</c>) version and makes it <c>ready</c>. An artifact its format's
+    /// inspector refuses marks the version <c>failed</c> with the reason; a digest mismatch or an interrupted upload
+    /// leaves it <c>registering</c>, so the producer can try again.
+    /// </summary>
+    public async Task<ModelVersionInfo> UploadArtifactAsync(
+        string model, int number, Stream content, string? expectedDigest, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        ValidateModelName(model, "name");
+        var expected = NormalizeDigest(expectedDigest);
+        string format;
+        await using (var db = await _db.CreateDbContextAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var (_, version) = await ResolveAsync(db, model, number.ToString(CultureInfo.InvariantCulture), tracking: false, cancellationToken).ConfigureAwait(false);
+            EnsureRegistering(version, model);
+            format = version.Format;
+        }
+        var key = $"{model}@{number}";
+        if (!_uploading.TryAdd(key, 0))
+        {
+            throw RegistryException.Conflict($"an artifact for {key} is being uploaded right now", ErrorCodes.Conflict);
+        }
+        try
+        {
+            StagedUpload staged;
+            try
+            {
+                staged = await StageAsync(content, format, expected, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RegistryException ex) when (ex.Code == ErrorCodes.InvalidArtifact)
+            {
+                await MarkFailedAsync(model, number, ex.Message, cancellationToken).ConfigureAwait(false);
+                throw;
+            }
+            using (staged)
+            {
+                return await WriteAsync(async db =>
+                {
+                    var (row, version) = await ResolveAsync(db, model, number.ToString(CultureInfo.InvariantCulture), tracking: true, cancellationToken).ConfigureAwait(false);
+                    EnsureRegistering(version, model);
+                    _store.Commit(staged.Artifact);
+                    Complete(version, staged);
+                    row.UpdatedAtMs = version.UpdatedAtMs;
+                    await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+                    return await ToVersionInfoAsync(db, row, version, cancellationToken).ConfigureAwait(false);
+                }, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _uploading.TryRemove(key, out _);
+        }
+    }
+
+    private async Task MarkFailedAsync(string model, int number, string message, CancellationToken cancellationToken) =>
+        await WriteAsync(async db =>
+        {
+            var (_, version) = await ResolveAsync(db, model, number.ToString(CultureInfo.InvariantCulture), tracking: true, cancellationToken).ConfigureAwait(false);
+            version.Status = VersionStatus.Failed;
+            version.StatusMessage = message;
+            version.UpdatedAtMs = NowMs;
+            return await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+        }, CancellationToken.None).ConfigureAwait(false);
+
+    private static void EnsureRegistering(VersionRow version, string model)
+    {
+        if (version.Status != VersionStatus.Registering)
+        {
+            throw RegistryException.Conflict(
+                $"version {version.Version} of '{model}' is {Lower(version.Status)}; an artifact can only be uploaded to a registering version",
+                ErrorCodes.FailedPrecondition);
+        }
+    }
+
+    /// <summary>Checks everything about a registration that can be checked before any byte is read.</summary>
+    private static (string Format, string? ExpectedDigest, VersionRef? Parent) ValidateRegistration(string model, RegisterVersionRequest request)
+    {
         ArgumentNullException.ThrowIfNull(request);
         ValidateModelName(model, "name");
         var format = request.Format;
@@ -241,19 +375,10 @@ public sealed partial class ModelRegistry : IDisposable
         {
             throw RegistryException.Invalid("format", $"format '{format}' is not valid: use a lower-case name such as onnx");
         }
-        string? expected = null;
-        if (request.ExpectedDigest is not null)
-        {
-            expected = Digests.Normalize(request.ExpectedDigest)
-                ?? throw RegistryException.Invalid("digest", $"digest '{request.ExpectedDigest}' is not of the form sha256:<64 hex digits>");
-        }
+        var expected = NormalizeDigest(request.ExpectedDigest);
         ValidateTags(request.Tags, "tags");
         ValidateMetrics(request.Metrics, "metrics");
         ValidateParams(request.Params, "params");
-        if (request.Alias is not null)
-        {
-            ValidateAliasName(request.Alias, "alias");
-        }
         VersionRef? parent = null;
         if (request.Lineage?.Parent is { } parentText)
         {
@@ -267,84 +392,100 @@ public sealed partial class ModelRegistry : IDisposable
         {
             throw RegistryException.Invalid("lineage.dataset_digest", "lineage.dataset_digest is longer than 200 characters");
         }
+        return (format, expected, parent);
+    }
 
-        using var staged = await _store.StageAsync(content, _options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
-        if (expected is not null && expected != staged.Digest)
-        {
-            throw new RegistryException(400, ErrorCodes.DigestMismatch,
-                $"the uploaded content hashes to {staged.Digest} but the request expected {expected}; nothing was registered", "digest");
-        }
-        ModelSignature? signature = null;
-        if (_inspectors.TryGetValue(format, out var inspector))
-        {
-            try
-            {
-                signature = inspector.Inspect(staged.TempPath);
-            }
-            catch (InvalidArtifactException ex)
-            {
-                throw new RegistryException(400, ErrorCodes.InvalidArtifact, $"the artifact is not a valid {format} model: {ex.Message}", "artifact");
-            }
-        }
+    private static string? NormalizeDigest(string? digest) =>
+        digest is null
+            ? null
+            : Digests.Normalize(digest) ?? throw RegistryException.Invalid("digest", $"digest '{digest}' is not of the form sha256:<64 hex digits>");
 
-        var committedBlob = false;
+    /// <summary>A staged upload with what its inspection found.</summary>
+    private sealed record StagedUpload(StagedArtifact Artifact, ModelSignature? Signature) : IDisposable
+    {
+        public void Dispose() => Artifact.Dispose();
+    }
+
+    /// <summary>Streams the bytes to a temporary file, checks the digest, and loads the artifact with its format's inspector.</summary>
+    private async Task<StagedUpload> StageAsync(Stream content, string format, string? expected, CancellationToken cancellationToken)
+    {
+        var staged = await _store.StageAsync(content, _options.MaxUploadBytes, cancellationToken).ConfigureAwait(false);
         try
         {
-            return await WriteAsync(async db =>
+            if (expected is not null && expected != staged.Digest)
             {
-                await using var tx = await db.Database.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                var row = await db.Models.FirstOrDefaultAsync(m => m.Name == model, cancellationToken).ConfigureAwait(false);
-                if (row is null)
+                throw new RegistryException(400, ErrorCodes.DigestMismatch,
+                    $"the uploaded content hashes to {staged.Digest} but the request expected {expected}; nothing was stored", "digest");
+            }
+            ModelSignature? signature = null;
+            if (_inspectors.TryGetValue(format, out var inspector))
+            {
+                try
                 {
-                    row = NewModel(model, null, null);
-                    db.Models.Add(row);
+                    signature = inspector.Inspect(staged.TempPath);
                 }
-                if (parent is { } pr && !await db.Versions.AnyAsync(v => v.Model.Name == pr.Model && v.Version == pr.Number, cancellationToken).ConfigureAwait(false))
+                catch (InvalidArtifactException ex)
                 {
-                    throw RegistryException.Invalid("lineage.parent", $"lineage.parent '{pr}' does not exist");
+                    throw new RegistryException(400, ErrorCodes.InvalidArtifact, $"the artifact is not a valid {format} model: {ex.Message}", "artifact");
                 }
-                _store.Commit(staged);
-                committedBlob = true;
-                var now = NowMs;
-                row.LatestVersion++;
-                row.VersionCount++;
-                row.UpdatedAtMs = now;
-                var version = new VersionRow
-                {
-                    Model = row,
-                    Version = row.LatestVersion,
-                    Status = VersionStatus.Ready,
-                    Format = format,
-                    Digest = staged.Digest,
-                    Size = staged.Size,
-                    SignatureJson = signature is null ? null : JsonSerializer.Serialize(signature, AiMassJson.Options),
-                    ParamsJson = JsonSerializer.Serialize(request.Params ?? new Dictionary<string, JsonElement>(), AiMassJson.Options),
-                    MetricsJson = JsonSerializer.Serialize(request.Metrics ?? new Dictionary<string, double>(), AiMassJson.Options),
-                    Description = request.Description,
-                    Source = request.Lineage?.Source,
-                    DatasetDigest = request.Lineage?.DatasetDigest,
-                    ParentModel = parent?.Model,
-                    ParentVersion = parent?.Number,
-                    CreatedAtMs = now,
-                    UpdatedAtMs = now,
-                    Tags = request.Tags?.Select(t => new VersionTagRow { Key = t.Key, Value = t.Value }).ToList() ?? [],
-                };
-                db.Versions.Add(version);
-                await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
-                if (request.Alias is not null)
-                {
-                    await MoveAliasAsync(db, row, request.Alias, version.Version, AliasAction.Set, actor, "set at registration", cancellationToken).ConfigureAwait(false);
-                }
-                await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-                return await ToVersionInfoAsync(db, row, version, cancellationToken).ConfigureAwait(false);
-            }, CancellationToken.None).ConfigureAwait(false);
+            }
+            return new StagedUpload(staged, signature);
         }
-        catch when (committedBlob)
+        catch
         {
-            // The transaction rolled back; drop the blob unless another version shares it.
-            await DeleteUnreferencedBlobsAsync([staged.Digest], CancellationToken.None).ConfigureAwait(false);
+            staged.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Adds the next version of a model (created when missing) with the request's metadata, status registering.</summary>
+    private async Task<(ModelRow Model, VersionRow Version)> AddVersionAsync(
+        RegistryDbContext db, string model, string format, RegisterVersionRequest request, VersionRef? parent, CancellationToken cancellationToken)
+    {
+        var row = await db.Models.FirstOrDefaultAsync(m => m.Name == model, cancellationToken).ConfigureAwait(false);
+        if (row is null)
+        {
+            row = NewModel(model, null, null);
+            db.Models.Add(row);
+        }
+        if (parent is { } pr && !await db.Versions.AnyAsync(v => v.Model.Name == pr.Model && v.Version == pr.Number, cancellationToken).ConfigureAwait(false))
+        {
+            throw RegistryException.Invalid("lineage.parent", $"lineage.parent '{pr}' does not exist");
+        }
+        var now = NowMs;
+        row.LatestVersion++;
+        row.VersionCount++;
+        row.UpdatedAtMs = now;
+        var version = new VersionRow
+        {
+            Model = row,
+            Version = row.LatestVersion,
+            Status = VersionStatus.Registering,
+            Format = format,
+            ParamsJson = JsonSerializer.Serialize(request.Params ?? new Dictionary<string, JsonElement>(), AiMassJson.Options),
+            MetricsJson = JsonSerializer.Serialize(request.Metrics ?? new Dictionary<string, double>(), AiMassJson.Options),
+            Description = request.Description,
+            Source = request.Lineage?.Source,
+            DatasetDigest = request.Lineage?.DatasetDigest,
+            ParentModel = parent?.Model,
+            ParentVersion = parent?.Number,
+            CreatedAtMs = now,
+            UpdatedAtMs = now,
+            Tags = request.Tags?.Select(t => new VersionTagRow { Key = t.Key, Value = t.Value }).ToList() ?? [],
+        };
+        db.Versions.Add(version);
+        return (row, version);
+    }
+
+    /// <summary>Records the committed blob on a version and makes it ready.</summary>
+    private void Complete(VersionRow version, StagedUpload staged)
+    {
+        version.Digest = staged.Artifact.Digest;
+        version.Size = staged.Artifact.Size;
+        version.SignatureJson = staged.Signature is null ? null : JsonSerializer.Serialize(staged.Signature, AiMassJson.Options);
+        version.Status = VersionStatus.Ready;
+        version.StatusMessage = null;
+        version.UpdatedAtMs = NowMs;
     }
 
     /// <summary>Gets a version by number, alias or <c>latest</c>.</summary>
@@ -405,7 +546,7 @@ public sealed partial class ModelRegistry : IDisposable
         return new Page<ModelVersionInfo>(rows.Select(v => ToVersionInfo(row.Name, v, aliases)).ToList(), next);
     }
 
-    /// <summary>Changes a version's description, tags, params, metrics or status (archive with <c>archived</c>, restore with <c>ready</c>).</summary>
+    /// <summary>Changes a version's description, tags, params, metrics or status (archive with <c>archived</c>, restore with <c>ready</c>, give up a reservation with <c>failed</c>).</summary>
     public async Task<ModelVersionInfo> UpdateVersionAsync(string model, string selector, UpdateVersionRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -418,7 +559,7 @@ public sealed partial class ModelRegistry : IDisposable
             await db.Entry(version).Collection(v => v.Tags).LoadAsync(cancellationToken).ConfigureAwait(false);
             if (request.Status is { } status && status != version.Status)
             {
-                await ChangeStatusAsync(db, row, version, status, cancellationToken).ConfigureAwait(false);
+                await ChangeStatusAsync(db, row, version, status, request.StatusMessage, cancellationToken).ConfigureAwait(false);
             }
             if (request.Description is not null)
             {
@@ -449,7 +590,7 @@ public sealed partial class ModelRegistry : IDisposable
         }, cancellationToken).ConfigureAwait(false);
     }
 
-    private static async Task ChangeStatusAsync(RegistryDbContext db, ModelRow row, VersionRow version, VersionStatus status, CancellationToken cancellationToken)
+    private static async Task ChangeStatusAsync(RegistryDbContext db, ModelRow row, VersionRow version, VersionStatus status, string? message, CancellationToken cancellationToken)
     {
         switch (status)
         {
@@ -464,9 +605,14 @@ public sealed partial class ModelRegistry : IDisposable
                 break;
             case VersionStatus.Ready when version.Status == VersionStatus.Archived:
                 break;
+            case VersionStatus.Failed when version.Status == VersionStatus.Registering:
+                // The producer gave up (a training job failed): the number stays taken, with the reason.
+                version.Status = status;
+                version.StatusMessage = string.IsNullOrWhiteSpace(message) ? "marked failed by its producer" : message;
+                return;
             default:
                 throw RegistryException.Invalid("status",
-                    $"status cannot change from {Lower(version.Status)} to {Lower(status)}: only ready -> archived and archived -> ready are allowed");
+                    $"status cannot change from {Lower(version.Status)} to {Lower(status)}: allowed are ready -> archived, archived -> ready and registering -> failed");
         }
         version.Status = status;
         version.StatusMessage = null;
@@ -496,7 +642,10 @@ public sealed partial class ModelRegistry : IDisposable
             await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
             return version.Digest;
         }, cancellationToken).ConfigureAwait(false);
-        await DeleteUnreferencedBlobsAsync([digest], cancellationToken).ConfigureAwait(false);
+        if (digest.Length > 0)
+        {
+            await DeleteUnreferencedBlobsAsync([digest], cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>The version and the local path of its artifact, for download.</summary>
@@ -507,7 +656,7 @@ public sealed partial class ModelRegistry : IDisposable
         {
             throw RegistryException.Conflict($"version {info.Version} of '{model}' is {Lower(info.Status)} and has no artifact", ErrorCodes.FailedPrecondition);
         }
-        var path = _store.GetPath(info.Digest);
+        var path = _store.GetPath(info.Digest!);
         if (!File.Exists(path))
         {
             throw new RegistryException(500, ErrorCodes.Internal,
@@ -683,7 +832,7 @@ public sealed partial class ModelRegistry : IDisposable
         await using var db = await _db.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
         var models = await db.Models.CountAsync(cancellationToken).ConfigureAwait(false);
         var versions = await db.Versions.CountAsync(cancellationToken).ConfigureAwait(false);
-        var blobs = await db.Versions.Select(v => new { v.Digest, v.Size }).Distinct().ToListAsync(cancellationToken).ConfigureAwait(false);
+        var blobs = await db.Versions.Where(v => v.Digest != "").Select(v => new { v.Digest, v.Size }).Distinct().ToListAsync(cancellationToken).ConfigureAwait(false);
         return (models, versions, blobs.Count, blobs.Sum(b => b.Size));
     }
 
@@ -693,7 +842,7 @@ public sealed partial class ModelRegistry : IDisposable
         List<(string Digest, long Size, string Model, int Version)> refs;
         await using (var db = await _db.CreateDbContextAsync(cancellationToken).ConfigureAwait(false))
         {
-            refs = (await db.Versions.AsNoTracking().Select(v => new { v.Digest, v.Size, v.Model.Name, v.Version })
+            refs = (await db.Versions.AsNoTracking().Where(v => v.Digest != "").Select(v => new { v.Digest, v.Size, v.Model.Name, v.Version })
                 .ToListAsync(cancellationToken).ConfigureAwait(false))
                 .Select(x => (x.Digest, x.Size, x.Name, x.Version)).ToList();
         }
@@ -865,7 +1014,7 @@ public sealed partial class ModelRegistry : IDisposable
         v.Status,
         v.StatusMessage,
         v.Format,
-        v.Digest,
+        v.Digest.Length == 0 ? null : v.Digest,
         v.Size,
         v.SignatureJson is null ? null : JsonSerializer.Deserialize<ModelSignature>(v.SignatureJson, AiMassJson.Options),
         JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(v.ParamsJson, AiMassJson.Options) ?? [],

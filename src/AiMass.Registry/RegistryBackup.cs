@@ -67,7 +67,7 @@ public static class RegistryBackup
                 destination.Open();
                 connection.BackupDatabase(destination);
             }
-            var blobs = await db.Versions.Select(v => new { v.Digest, v.Size }).Distinct().ToListAsync(cancellationToken).ConfigureAwait(false);
+            var blobs = await db.Versions.Where(v => v.Digest != "").Select(v => new { v.Digest, v.Size }).Distinct().ToListAsync(cancellationToken).ConfigureAwait(false);
             var models = await db.Models.CountAsync(cancellationToken).ConfigureAwait(false);
             var versions = await db.Versions.CountAsync(cancellationToken).ConfigureAwait(false);
             return (Blobs: blobs.Select(b => (b.Digest, b.Size)).ToList(), Models: models, Versions: versions);
@@ -176,7 +176,7 @@ public static class RegistryBackup
         await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = databasePath, Pooling = false }.ToString());
         await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT DISTINCT digest FROM model_versions";
+        command.CommandText = "SELECT DISTINCT digest FROM model_versions WHERE digest <> ''";
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {

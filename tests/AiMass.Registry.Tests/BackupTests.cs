@@ -82,7 +82,7 @@ public sealed class BackupTests
         var v = await h.RegisterAsync("m", OnnxModels.Linear());
         using var backup = new TempDirectory();
         await h.Registry.BackupAsync(backup.Path, _time, default);
-        var blob = new Artifacts.FileSystemArtifactStore(backup.Path, _time, readOnly: true).GetPath(v.Digest);
+        var blob = new Artifacts.FileSystemArtifactStore(backup.Path, _time, readOnly: true).GetPath(v.Digest!);
         var bytes = await File.ReadAllBytesAsync(blob);
         bytes[0] ^= 1;
         await File.WriteAllBytesAsync(blob, bytes);

@@ -50,7 +50,7 @@ public sealed class ModelRegistryTests : IAsyncLifetime
         Assert.Equal(0.01, v.Params["lr"].GetDouble());
         Assert.Equal("job:7", v.Lineage.Source);
         Assert.Equal(_time.GetUtcNow(), v.CreatedAt);
-        Assert.True(_h.Store.Exists(v.Digest));
+        Assert.True(_h.Store.Exists(v.Digest!));
 
         var model = await Registry.GetModelAsync("load-forecast", default);
         Assert.Equal(1, model.LatestVersion);
@@ -266,10 +266,10 @@ public sealed class ModelRegistryTests : IAsyncLifetime
         Assert.Single(_h.Store.List());
 
         await Registry.DeleteVersionAsync("a", "1", force: false, null, default);
-        Assert.True(_h.Store.Exists(v1.Digest));
+        Assert.True(_h.Store.Exists(v1.Digest!));
 
         await Registry.DeleteVersionAsync("b", "1", force: false, null, default);
-        Assert.False(_h.Store.Exists(v1.Digest));
+        Assert.False(_h.Store.Exists(v1.Digest!));
     }
 
     [Fact]
@@ -297,7 +297,7 @@ public sealed class ModelRegistryTests : IAsyncLifetime
         Assert.Equal(409, (await Assert.ThrowsAsync<RegistryException>(() => Registry.DeleteModelAsync("m", false, null, default))).Status);
         await Registry.DeleteModelAsync("m", true, null, default);
 
-        Assert.False(_h.Store.Exists(v.Digest));
+        Assert.False(_h.Store.Exists(v.Digest!));
         Assert.Equal(404, (await Assert.ThrowsAsync<RegistryException>(() => Registry.GetModelAsync("m", default))).Status);
     }
 
@@ -396,11 +396,11 @@ public sealed class ModelRegistryTests : IAsyncLifetime
         await _h.RegisterAsync("m", OnnxModels.Linear(seed: 3));
         Assert.Empty((await Registry.VerifyAsync(default)).Problems);
 
-        var pathA = _h.Store.GetPath(a.Digest);
+        var pathA = _h.Store.GetPath(a.Digest!);
         var bytes = await File.ReadAllBytesAsync(pathA);
         bytes[^1] ^= 0xFF;
         await File.WriteAllBytesAsync(pathA, bytes);
-        File.Delete(_h.Store.GetPath(b.Digest));
+        File.Delete(_h.Store.GetPath(b.Digest!));
 
         var report = await Registry.VerifyAsync(default);
 
@@ -449,6 +449,72 @@ public sealed class ModelRegistryTests : IAsyncLifetime
         using var h = await RegistryHarness.CreateAsync(_time, directory: dir);
 
         Assert.Empty(Directory.EnumerateFiles(dir.Combine("tmp")));
+    }
+
+    [Fact]
+    public async Task Reserve_ThenUpload_BecomesReady_NumberTakenAtReservation()
+    {
+        var reserved = await Registry.ReserveVersionAsync("m", new RegisterVersionRequest { Lineage = new Lineage("job:5"), Description = "training" }, default);
+        Assert.Equal(VersionStatus.Registering, reserved.Status);
+        Assert.Null(reserved.Digest);
+        // A direct registration meanwhile takes the next number.
+        Assert.Equal(2, (await _h.RegisterAsync("m", OnnxModels.Linear(seed: 2))).Version);
+        // Not downloadable, not a target for aliases, not 'latest' while registering.
+        Assert.Equal(409, (await Assert.ThrowsAsync<RegistryException>(() => Registry.GetArtifactAsync("m", "1", default))).Status);
+        Assert.Equal(409, (await Assert.ThrowsAsync<RegistryException>(() => Registry.SetAliasAsync("m", "production", 1, null, null, default))).Status);
+        Assert.Equal(2, (await Registry.GetVersionAsync("m", "latest", default)).Version);
+
+        var bytes = OnnxModels.Linear(seed: 1);
+        var ready = await Registry.UploadArtifactAsync("m", 1, new MemoryStream(bytes), null, default);
+
+        Assert.Equal(VersionStatus.Ready, ready.Status);
+        Assert.Equal("job:5", ready.Lineage.Source);
+        Assert.NotNull(ready.Signature);
+        Assert.Equal(bytes.Length, ready.Size);
+        Assert.Equal(409, (await Assert.ThrowsAsync<RegistryException>(() => Registry.UploadArtifactAsync("m", 1, new MemoryStream(bytes), null, default))).Status);
+    }
+
+    [Fact]
+    public async Task Reserve_UploadInvalidArtifact_MarksFailedWithReason_NoBlob()
+    {
+        await Registry.ReserveVersionAsync("m", new RegisterVersionRequest(), default);
+
+        var ex = await Assert.ThrowsAsync<RegistryException>(() => Registry.UploadArtifactAsync("m", 1, new MemoryStream([1, 2, 3]), null, default));
+
+        Assert.Equal(ErrorCodes.InvalidArtifact, ex.Code);
+        var v = await Registry.GetVersionAsync("m", "1", default);
+        Assert.Equal(VersionStatus.Failed, v.Status);
+        Assert.Contains("ONNX Runtime", v.StatusMessage, StringComparison.Ordinal);
+        Assert.Empty(_h.Store.List());
+        Assert.Empty((await Registry.VerifyAsync(default)).Problems);
+    }
+
+    [Fact]
+    public async Task Reserve_DigestMismatch_StaysRegistering_ProducerMayRetry()
+    {
+        await Registry.ReserveVersionAsync("m", new RegisterVersionRequest(), default);
+        var bytes = OnnxModels.Linear();
+
+        await Assert.ThrowsAsync<RegistryException>(() => Registry.UploadArtifactAsync("m", 1, new MemoryStream(bytes), "sha256:" + new string('1', 64), default));
+        Assert.Equal(VersionStatus.Registering, (await Registry.GetVersionAsync("m", "1", default)).Status);
+
+        Assert.Equal(VersionStatus.Ready, (await Registry.UploadArtifactAsync("m", 1, new MemoryStream(bytes), null, default)).Status);
+    }
+
+    [Fact]
+    public async Task Reserve_ProducerGivesUp_Failed_WithMessage_CanBeDeleted()
+    {
+        await Registry.ReserveVersionAsync("m", new RegisterVersionRequest(), default);
+
+        var failed = await Registry.UpdateVersionAsync("m", "1", new UpdateVersionRequest(Status: VersionStatus.Failed, StatusMessage: "loss diverged"), default);
+
+        Assert.Equal(VersionStatus.Failed, failed.Status);
+        Assert.Equal("loss diverged", failed.StatusMessage);
+        Assert.Equal(400, (await Assert.ThrowsAsync<RegistryException>(() => Registry.UpdateVersionAsync("m", "1", new UpdateVersionRequest(Status: VersionStatus.Ready), default))).Status);
+        await Registry.DeleteVersionAsync("m", "1", false, null, default);
+        Assert.Equal(0, (await Registry.GetModelAsync("m", default)).VersionCount);
+        var reserveWithAlias = await Assert.ThrowsAsync<RegistryException>(() => Registry.ReserveVersionAsync("m", new RegisterVersionRequest { Alias = "production" }, default));
+        Assert.Equal("alias", reserveWithAlias.Field);
     }
 
     [Fact]

@@ -126,11 +126,32 @@ public sealed class RegistryApiTests : IAsyncLifetime
     [Fact]
     public async Task Upload_WrongContentType_Is415()
     {
-        using var content = new StringContent("{}", Encoding.UTF8, "application/json");
+        using var content = new StringContent("x,y\n1,2", Encoding.UTF8, "text/csv");
 
         using var response = await _http.PostAsync("/api/v1/models/m/versions", content);
 
         Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task ReserveWithJson_ThenPutArtifact_OverHttp()
+    {
+        using var reserve = await _http.PostAsync("/api/v1/models/m/versions",
+            new StringContent("{\"format\":\"onnx\",\"lineage\":{\"source\":\"job:9\"},\"metrics\":{\"loss\":0.3}}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Created, reserve.StatusCode);
+        Assert.Contains("\"status\":\"registering\"", await reserve.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        var ready = await Client.UploadArtifactAsync("m", 1, new MemoryStream(OnnxModels.Linear()));
+        Assert.Equal(VersionStatus.Ready, ready.Status);
+        Assert.Equal(0.3, ready.Metrics["loss"]);
+
+        var reserved = await Client.ReserveVersionAsync("m", new RegisterVersionRequest());
+        var bad = await Assert.ThrowsAsync<AiMassApiException>(() => Client.UploadArtifactAsync("m", reserved.Version, new MemoryStream([1, 2])));
+        Assert.Equal(ErrorCodes.InvalidArtifact, bad.Code);
+        Assert.Equal(VersionStatus.Failed, (await Client.GetVersionAsync(VersionRef.Parse("m@2"))).Status);
+
+        using var badJson = await _http.PostAsync("/api/v1/models/m/versions", new StringContent("{\"format\": 5}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, badJson.StatusCode);
     }
 
     [Fact]

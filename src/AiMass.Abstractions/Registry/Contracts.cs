@@ -44,14 +44,14 @@ public sealed record ModelSignature(IReadOnlyList<TensorSpec> Inputs, IReadOnlyL
 /// <param name="Parent">The version it was derived from, as <c>NAME@VERSION</c>.</param>
 public sealed record Lineage(string? Source = null, string? DatasetDigest = null, string? Parent = null);
 
-/// <summary>A model version.</summary>
+/// <summary>A model version; <c>Digest</c> is null (and <c>Size</c> 0) until its artifact has arrived.</summary>
 public sealed record ModelVersionInfo(
     string Name,
     int Version,
     VersionStatus Status,
     string? StatusMessage,
     string Format,
-    string Digest,
+    string? Digest,
     long Size,
     ModelSignature? Signature,
     IReadOnlyDictionary<string, JsonElement> Params,
@@ -80,12 +80,15 @@ public sealed record RegisterVersionRequest
 }
 
 /// <summary>Body of <c>PATCH /api/v1/models/{name}/versions/{v}</c>; null fields are left alone, null tag values remove the tag.</summary>
+/// <param name="Status"><c>archived</c> (from ready), <c>ready</c> (from archived) or <c>failed</c> (from registering).</param>
+/// <param name="StatusMessage">Why, when the status becomes <c>failed</c>.</param>
 public sealed record UpdateVersionRequest(
     string? Description = null,
     IReadOnlyDictionary<string, string?>? Tags = null,
     IReadOnlyDictionary<string, JsonElement>? Params = null,
     IReadOnlyDictionary<string, double>? Metrics = null,
-    VersionStatus? Status = null);
+    VersionStatus? Status = null,
+    string? StatusMessage = null);
 
 /// <summary>Body of <c>PUT /api/v1/models/{name}/aliases/{alias}</c>.</summary>
 public sealed record SetAliasRequest(int Version, string? Reason = null);

@@ -46,9 +46,22 @@ internal static class ModelsApi
         }).WithSummary("Delete a model; with versions only when force=true.");
 
         models.MapPost("/{name}/versions", RegisterAsync)
-            .Accepts<Stream>("application/octet-stream")
+            .Accepts<Stream>("application/octet-stream", "application/json")
             .Produces<ModelVersionInfo>(StatusCodes.Status201Created)
-            .WithSummary("Upload an artifact as a new version. Query: format, digest, description, alias, source, dataset_digest, parent, tag=K=V, param=K=V, metric=K=V.");
+            .WithSummary("Upload an artifact (application/octet-stream; metadata in the query: format, digest, description, alias, source, "
+                + "dataset_digest, parent, tag=K=V, param=K=V, metric=K=V) as a new ready version, or reserve a version (application/json body: "
+                + "format, description, tags, params, metrics, lineage) whose artifact comes later with PUT .../artifact.");
+
+        models.MapPut("/{name}/versions/{v:int}/artifact", async (string name, int v, HttpContext http, ModelRegistry registry,
+            IOptions<RegistryOptions> options, ILogger<ModelRegistry> logger, CancellationToken ct) =>
+        {
+            PrepareUpload(http, options.Value.MaxUploadBytes);
+            var version = await registry.UploadArtifactAsync(name, v, http.Request.Body, http.Request.Query["digest"].FirstOrDefault(), ct);
+            Log.Registered(logger, version.Name, version.Version, version.Size, version.Digest!);
+            return TypedResults.Ok(version);
+        })
+            .Accepts<Stream>("application/octet-stream")
+            .WithSummary("Upload the artifact of a registering version (query: digest); 400 invalid_artifact marks the version failed.");
 
         models.MapGet("/{name}/versions", async (string name, ModelRegistry registry, CancellationToken ct,
             string? status, string? tag, string? alias, bool? asc,
@@ -74,11 +87,12 @@ internal static class ModelsApi
         models.MapGet("/{name}/versions/{v}/artifact", async (string name, string v, HttpContext http, ModelRegistry registry, CancellationToken ct) =>
         {
             var (version, path) = await registry.GetArtifactAsync(name, v, ct);
-            http.Response.Headers["X-AiMass-Digest"] = version.Digest;
+            var digest = version.Digest!;
+            http.Response.Headers["X-AiMass-Digest"] = digest;
             http.Response.Headers["X-AiMass-Version"] = version.Version.ToString(CultureInfo.InvariantCulture);
-            http.Response.Headers["Repr-Digest"] = $"sha-256=:{Convert.ToBase64String(Convert.FromHexString(version.Digest[7..]))}:";
+            http.Response.Headers["Repr-Digest"] = $"sha-256=:{Convert.ToBase64String(Convert.FromHexString(digest[7..]))}:";
             var fileName = $"{version.Name}-{version.Version}.{version.Format}";
-            var etag = new EntityTagHeaderValue($"\"{version.Digest}\"");
+            var etag = new EntityTagHeaderValue($"\"{digest}\"");
             if (IsPlainGet(http.Request))
             {
                 return await StreamWholeFileAsync(http, path, fileName, etag, ct);
@@ -151,7 +165,22 @@ internal static class ModelsApi
     private static async Task<IResult> RegisterAsync(string name, HttpContext http, ModelRegistry registry, IOptions<RegistryOptions> options,
         ILogger<ModelRegistry> logger, CancellationToken ct)
     {
-        var limit = options.Value.MaxUploadBytes;
+        if (http.Request.HasJsonContentType())
+        {
+            var reservation = await http.Request.ReadFromJsonAsync<RegisterVersionRequest>(AiMassJson.Options, ct) ?? throw MissingBody();
+            var reserved = await registry.ReserveVersionAsync(name, reservation, ct);
+            return TypedResults.Created($"/api/v1/models/{reserved.Name}/versions/{reserved.Version}", reserved);
+        }
+        PrepareUpload(http, options.Value.MaxUploadBytes);
+        var request = ParseRegisterQuery(http.Request.Query);
+        var version = await registry.RegisterVersionAsync(name, http.Request.Body, request, Actor(http), ct);
+        Log.Registered(logger, version.Name, version.Version, version.Size, version.Digest!);
+        return TypedResults.Created($"/api/v1/models/{version.Name}/versions/{version.Version}", version);
+    }
+
+    /// <summary>Checks size and media type before any byte is read, and lifts Kestrel's 30 MB default (the store enforces the configured limit while streaming).</summary>
+    private static void PrepareUpload(HttpContext http, long limit)
+    {
         if (http.Request.ContentLength > limit)
         {
             throw new RegistryException(413, ErrorCodes.PayloadTooLarge,
@@ -159,17 +188,13 @@ internal static class ModelsApi
         }
         if (http.Request.ContentType is { } type && !type.StartsWith("application/octet-stream", StringComparison.OrdinalIgnoreCase))
         {
-            throw new RegistryException(415, ErrorCodes.InvalidArgument, $"send the artifact as application/octet-stream, not {type}", "content-type");
+            throw new RegistryException(415, ErrorCodes.InvalidArgument,
+                $"send the artifact as application/octet-stream (or a JSON body to reserve a version), not {type}", "content-type");
         }
-        // The store enforces the configured limit while streaming; Kestrel's default 30 MB cap does not apply here.
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
         {
             sizeFeature.MaxRequestBodySize = null;
         }
-        var request = ParseRegisterQuery(http.Request.Query);
-        var version = await registry.RegisterVersionAsync(name, http.Request.Body, request, Actor(http), ct);
-        Log.Registered(logger, version.Name, version.Version, version.Size, version.Digest);
-        return TypedResults.Created($"/api/v1/models/{version.Name}/versions/{version.Version}", version);
     }
 
     internal static RegisterVersionRequest ParseRegisterQuery(IQueryCollection query)
