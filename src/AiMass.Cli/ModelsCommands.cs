@@ -289,7 +289,7 @@ internal static class ModelsCommands
     {
         var alias = new Command("alias", "Move or remove aliases (production, staging, ...); every move is kept in the alias history");
 
-        var target = new Argument<string>("REF") { Description = "NAME@VERSION the alias should point at" };
+        var target = new Argument<string>("REF") { Description = "The version to point at: NAME@VERSION, or NAME@OTHER_ALIAS to copy another alias" };
         var aliasName = new Argument<string>("ALIAS") { Description = "Alias name (starts with a letter)" };
         var reason = new Option<string?>("--reason") { Description = "Why (kept in the history)" };
         var set = new Command("set", "Point ALIAS at a version: aimass models alias set NAME@VERSION ALIAS") { target, aliasName, reason };

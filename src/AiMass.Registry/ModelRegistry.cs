@@ -130,7 +130,7 @@ public sealed partial class ModelRegistry : IDisposable
     }
 
     /// <summary>Deletes a model; with versions only when <paramref name="force"/>, and then their unshared blobs too.</summary>
-    public async Task DeleteModelAsync(string name, bool force, string? actor, CancellationToken cancellationToken)
+    public async Task DeleteModelAsync(string name, bool force, CancellationToken cancellationToken)
     {
         ValidateModelName(name, "name");
         var digests = await WriteAsync(async db =>
@@ -148,7 +148,6 @@ public sealed partial class ModelRegistry : IDisposable
             return versionDigests;
         }, cancellationToken).ConfigureAwait(false);
         await DeleteUnreferencedBlobsAsync(digests, cancellationToken).ConfigureAwait(false);
-        _ = actor;
     }
 
     /// <summary>Lists models, filtered and sorted, one keyset page at a time.</summary>
@@ -987,14 +986,13 @@ public sealed partial class ModelRegistry : IDisposable
         return (row, version);
     }
 
-    private async Task<Dictionary<int, List<string>>> AliasesByVersionAsync(RegistryDbContext db, long modelId, CancellationToken cancellationToken)
+    private static async Task<Dictionary<int, List<string>>> AliasesByVersionAsync(RegistryDbContext db, long modelId, CancellationToken cancellationToken)
     {
-        _ = this;
         var aliases = await db.Aliases.AsNoTracking().Where(a => a.ModelId == modelId).ToListAsync(cancellationToken).ConfigureAwait(false);
         return aliases.GroupBy(a => a.Version).ToDictionary(g => g.Key, g => g.Select(a => a.Name).Order(StringComparer.Ordinal).ToList());
     }
 
-    private async Task<ModelVersionInfo> ToVersionInfoAsync(RegistryDbContext db, ModelRow row, VersionRow version, CancellationToken cancellationToken)
+    private static async Task<ModelVersionInfo> ToVersionInfoAsync(RegistryDbContext db, ModelRow row, VersionRow version, CancellationToken cancellationToken)
     {
         if (!db.Entry(version).Collection(v => v.Tags).IsLoaded && db.Entry(version).State != EntityState.Detached)
         {

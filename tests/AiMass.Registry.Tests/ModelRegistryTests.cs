@@ -294,8 +294,8 @@ public sealed class ModelRegistryTests : IAsyncLifetime
     {
         var v = await _h.RegisterAsync("m", OnnxModels.Linear());
 
-        Assert.Equal(409, (await Assert.ThrowsAsync<RegistryException>(() => Registry.DeleteModelAsync("m", false, null, default))).Status);
-        await Registry.DeleteModelAsync("m", true, null, default);
+        Assert.Equal(409, (await Assert.ThrowsAsync<RegistryException>(() => Registry.DeleteModelAsync("m", false, default))).Status);
+        await Registry.DeleteModelAsync("m", true, default);
 
         Assert.False(_h.Store.Exists(v.Digest!));
         Assert.Equal(404, (await Assert.ThrowsAsync<RegistryException>(() => Registry.GetModelAsync("m", default))).Status);

@@ -191,6 +191,20 @@ public sealed class RegistryApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task VersionsByReference_NameAtAliasOrNumber()
+    {
+        var bytes = OnnxModels.Linear(seed: 11);
+        await Client.RegisterVersionAsync("grid-load", new MemoryStream(bytes), new RegisterVersionRequest { Alias = "production" });
+
+        using var byAlias = JsonDocument.Parse(await _http.GetStringAsync("/api/v1/versions/grid-load@production"));
+        Assert.Equal(1, byAlias.RootElement.GetProperty("version").GetInt32());
+        Assert.Equal(bytes, await _http.GetByteArrayAsync("/api/v1/versions/grid-load@1/artifact"));
+        Assert.Equal(bytes, await _http.GetByteArrayAsync("/api/v1/versions/grid-load/artifact"));
+        using var bad = await _http.GetAsync("/api/v1/versions/grid-load@0");
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+    }
+
+    [Fact]
     public async Task ParallelRegistrationsOverHttp_GetDistinctGapFreeVersions()
     {
         const int N = 30;

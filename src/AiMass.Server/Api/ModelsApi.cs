@@ -39,9 +39,9 @@ internal static class ModelsApi
             TypedResults.Ok(await registry.UpdateModelAsync(name, request ?? throw MissingBody(), ct)))
             .WithSummary("Change description or tags (a tag set to null is removed).");
 
-        models.MapDelete("/{name}", async (string name, bool? force, HttpContext http, ModelRegistry registry, CancellationToken ct) =>
+        models.MapDelete("/{name}", async (string name, bool? force, ModelRegistry registry, CancellationToken ct) =>
         {
-            await registry.DeleteModelAsync(name, force ?? false, Actor(http), ct);
+            await registry.DeleteModelAsync(name, force ?? false, ct);
             return TypedResults.NoContent();
         }).WithSummary("Delete a model; with versions only when force=true.");
 
@@ -84,21 +84,22 @@ internal static class ModelsApi
             return TypedResults.NoContent();
         }).WithSummary("Delete a version and, when unshared, its blob; force=true also removes aliases pointing at it.");
 
-        models.MapGet("/{name}/versions/{v}/artifact", async (string name, string v, HttpContext http, ModelRegistry registry, CancellationToken ct) =>
+        models.MapGet("/{name}/versions/{v}/artifact", (string name, string v, HttpContext http, ModelRegistry registry, CancellationToken ct) =>
+            DownloadAsync(name, v, http, registry, ct))
+            .WithSummary("Download the artifact (supports Range requests and If-None-Match).");
+
+        // The same resources addressed as NAME@VERSION or NAME@ALIAS, as the CLI writes them.
+        var versions = app.MapGroup("/api/v1/versions").WithTags("models");
+        versions.MapGet("/{reference}", async (string reference, ModelRegistry registry, CancellationToken ct) =>
         {
-            var (version, path) = await registry.GetArtifactAsync(name, v, ct);
-            var digest = version.Digest!;
-            http.Response.Headers["X-AiMass-Digest"] = digest;
-            http.Response.Headers["X-AiMass-Version"] = version.Version.ToString(CultureInfo.InvariantCulture);
-            http.Response.Headers["Repr-Digest"] = $"sha-256=:{Convert.ToBase64String(Convert.FromHexString(digest[7..]))}:";
-            var fileName = $"{version.Name}-{version.Version}.{version.Format}";
-            var etag = new EntityTagHeaderValue($"\"{digest}\"");
-            if (IsPlainGet(http.Request))
-            {
-                return await StreamWholeFileAsync(http, path, fileName, etag, ct);
-            }
-            return TypedResults.PhysicalFile(path, "application/octet-stream", fileName, entityTag: etag, enableRangeProcessing: true);
-        }).WithSummary("Download the artifact (supports Range requests and If-None-Match).");
+            var r = ParseReference(reference);
+            return TypedResults.Ok(await registry.GetVersionAsync(r.Model, r.Selector ?? Names.Latest, ct));
+        }).WithSummary("A version by reference: NAME@VERSION, NAME@ALIAS or NAME (latest).");
+        versions.MapGet("/{reference}/artifact", (string reference, HttpContext http, ModelRegistry registry, CancellationToken ct) =>
+        {
+            var r = ParseReference(reference);
+            return DownloadAsync(r.Model, r.Selector ?? Names.Latest, http, registry, ct);
+        }).WithSummary("Download by reference: NAME@VERSION, NAME@ALIAS or NAME (latest).");
 
         models.MapGet("/{name}/aliases", async (string name, ModelRegistry registry, CancellationToken ct) =>
         {
@@ -134,6 +135,25 @@ internal static class ModelsApi
             Log.AliasMoved(logger, name, alias, result?.Version, Actor(http));
             return result is null ? Results.NoContent() : Results.Ok(result);
         }).WithSummary("Return the alias to the version before its latest move (204 when that removes it).");
+    }
+
+    private static VersionRef ParseReference(string reference) =>
+        VersionRef.TryParse(reference, out var r, out var error) ? r : throw new RegistryException(400, ErrorCodes.InvalidArgument, error!, "reference");
+
+    private static async Task<IResult> DownloadAsync(string name, string v, HttpContext http, ModelRegistry registry, CancellationToken ct)
+    {
+        var (version, path) = await registry.GetArtifactAsync(name, v, ct);
+        var digest = version.Digest!;
+        http.Response.Headers["X-AiMass-Digest"] = digest;
+        http.Response.Headers["X-AiMass-Version"] = version.Version.ToString(CultureInfo.InvariantCulture);
+        http.Response.Headers["Repr-Digest"] = $"sha-256=:{Convert.ToBase64String(Convert.FromHexString(digest[7..]))}:";
+        var fileName = $"{version.Name}-{version.Version}.{version.Format}";
+        var etag = new EntityTagHeaderValue($"\"{digest}\"");
+        if (IsPlainGet(http.Request))
+        {
+            return await StreamWholeFileAsync(http, path, fileName, etag, ct);
+        }
+        return TypedResults.PhysicalFile(path, "application/octet-stream", fileName, entityTag: etag, enableRangeProcessing: true);
     }
 
     /// <summary>True when no range or precondition header asks for the framework's file result.</summary>
