@@ -3,6 +3,7 @@ using System.Globalization;
 using AiMass.Server;
 using AiMass.Server.Hosting;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace AiMass.Cli;
 
@@ -48,7 +49,12 @@ internal static class UpCommand
             {
                 try
                 {
+                    app.Prepare();
                     await app.StartAsync(ct);
+                }
+                catch (OptionsValidationException ex)
+                {
+                    throw new CliException($"invalid configuration: {string.Join("; ", ex.Failures)} (check appsettings.json and the AIMASS__Section__Key environment variables)");
                 }
                 catch (IOException ex) when (Cli.IsPortInUse(ex))
                 {

@@ -110,6 +110,20 @@ public static class AiMassServer
         return services;
     }
 
+    /// <summary>
+    /// Validates every option and takes the data directory lock before the host starts, so a bad setting or a busy
+    /// data directory is reported as one clear error (<see cref="Microsoft.Extensions.Options.OptionsValidationException"/>
+    /// or <see cref="IOException"/>) instead of a failed start.
+    /// </summary>
+    public static void Prepare(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        _ = app.Services.GetRequiredService<IOptions<StorageOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<ServerOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<RegistryOptions>>().Value;
+        _ = app.Services.GetRequiredService<DataDirectoryLock>();
+    }
+
     /// <summary>The base address the started server listens on (resolves port 0).</summary>
     public static Uri GetListeningAddress(this WebApplication app)
     {

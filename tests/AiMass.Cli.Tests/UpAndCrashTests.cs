@@ -52,6 +52,33 @@ public sealed partial class UpAndCrashTests
     }
 
     [Fact]
+    public async Task Up_ConfigurationFromEnvironment_AppliesAndIsValidated()
+    {
+        using var data = new TempDirectory();
+        await using (var server = await UpProcess.StartAsync(data.Path, new Dictionary<string, string> { ["AIMASS__Registry__MaxUploadBytes"] = "1000" }))
+        {
+            var file = Path.Combine(data.Path, "..", $"{Guid.NewGuid():N}.bin");
+            await File.WriteAllBytesAsync(file, new byte[2000]);
+            try
+            {
+                var r = await CliRunner.RunAsync(server.Address, "models", "register", file, "--name", "m", "--format", "raw");
+                Assert.Equal(1, r.ExitCode);
+                Assert.Contains("payload_too_large", r.Stderr, StringComparison.Ordinal);
+            }
+            finally
+            {
+                File.Delete(file);
+            }
+        }
+
+        using var other = new TempDirectory();
+        var invalid = await CliRunner.RunWithEnvAsync(new Dictionary<string, string> { ["AIMASS__Registry__MaxPageSize"] = "0" }, null,
+            "up", "--data-dir", other.Path, "--port", "0");
+        Assert.NotEqual(0, invalid.ExitCode);
+        Assert.Contains("MaxPageSize", invalid.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task SigkillDuringLargeUpload_RestartLeavesNoPartialVersion_AndCollectsTempFiles()
     {
         using var data = new TempDirectory();
@@ -135,9 +162,9 @@ public sealed partial class UpAndCrashTests
             }
         }
 
-        public static async Task<UpProcess> StartAsync(string dataDir)
+        public static async Task<UpProcess> StartAsync(string dataDir, IReadOnlyDictionary<string, string>? env = null)
         {
-            var process = Process.Start(CliRunner.StartInfo(["up", "--data-dir", dataDir, "--port", "0"]))!;
+            var process = Process.Start(CliRunner.StartInfo(["up", "--data-dir", dataDir, "--port", "0"], env))!;
             var up = new UpProcess(process);
             var address = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
             process.OutputDataReceived += (_, e) =>

@@ -124,6 +124,20 @@ public sealed class RegistryApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Upload_ClientAbortsMidway_ServerRemovesTempFile_NoVersion()
+    {
+        using var cts = new CancellationTokenSource();
+        var tmp = Path.Combine(_server.DataDirectory, "tmp");
+        var upload = Client.RegisterVersionAsync("m", new SlowStream(cts, tmp), new RegisterVersionRequest { Format = "raw" }, cancellationToken: cts.Token);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => upload);
+
+        await Poll.UntilAsync(() => Task.FromResult(!Directory.EnumerateFiles(tmp).Any()), TimeSpan.FromSeconds(30), "the aborted upload's temp file to go");
+        Assert.Equal(HttpStatusCode.NotFound, (await Assert.ThrowsAsync<AiMassApiException>(() => Client.GetModelAsync("m"))).Status);
+        Assert.True(await Client.IsHealthyAsync());
+    }
+
+    [Fact]
     public async Task Upload_WrongContentType_Is415()
     {
         using var content = new StringContent("x,y\n1,2", Encoding.UTF8, "text/csv");
@@ -289,6 +303,38 @@ public sealed class RegistryApiTests : IAsyncLifetime
         var relative = await Assert.ThrowsAsync<AiMassApiException>(() => Client.BackupAsync("relative"));
         Assert.Equal("path", relative.Field);
         _ = v;
+    }
+
+    /// <summary>Sends 1.5 MiB in 500 KiB reads; once the server has opened its temporary file, cancels the upload.</summary>
+    private sealed class SlowStream(CancellationTokenSource cancel, string serverTempDirectory) : Stream
+    {
+        private int _reads;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (++_reads > 3)
+            {
+                await Poll.UntilAsync(() => Task.FromResult(Directory.EnumerateFiles(serverTempDirectory).Any()), TimeSpan.FromSeconds(30), "the server's temporary file");
+                await cancel.CancelAsync();
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+            var n = Math.Min(buffer.Length, 500 * 1024);
+            buffer.Span[..n].Fill(7);
+            return n;
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>A stream without a length, so the client sends it chunked.</summary>

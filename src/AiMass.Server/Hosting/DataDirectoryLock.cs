@@ -12,20 +12,17 @@ public sealed class DataDirectoryLock : IDisposable
     {
         Directory.CreateDirectory(dataDirectory);
         var path = Path.Combine(dataDirectory, "aimass.lock");
+        // The process id goes to a separate file: the locked file cannot be read by the process that is refused.
+        var pidPath = Path.Combine(dataDirectory, "aimass.pid");
         try
         {
             var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            stream.SetLength(0);
-            using (var writer = new StreamWriter(stream, leaveOpen: true))
-            {
-                writer.Write(Environment.ProcessId);
-            }
-            stream.Flush();
+            File.WriteAllText(pidPath, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
             return new DataDirectoryLock(stream);
         }
         catch (IOException ex)
         {
-            var pid = TryRead(path);
+            var pid = TryRead(pidPath);
             throw new IOException(
                 $"the data directory '{dataDirectory}' is in use by another AI Mass control plane{(pid is null ? "" : $" (process {pid})")}; stop it or choose another --data-dir",
                 ex);
@@ -36,9 +33,7 @@ public sealed class DataDirectoryLock : IDisposable
     {
         try
         {
-            using var s = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            using var r = new StreamReader(s);
-            var text = r.ReadToEnd().Trim();
+            var text = File.ReadAllText(path).Trim();
             return text.Length == 0 ? null : text;
         }
         catch (IOException)

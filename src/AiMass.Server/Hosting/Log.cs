@@ -22,6 +22,9 @@ internal static partial class Log
     [LoggerMessage(2005, LogLevel.Information, "Garbage collection: {Blobs} blob(s), {Bytes} bytes; {TempFiles} temporary file(s) (dry run: {DryRun})")]
     public static partial void GarbageCollected(ILogger logger, int blobs, long bytes, int tempFiles, bool dryRun);
 
+    [LoggerMessage(2899, LogLevel.Information, "Client aborted {Method} {Path}")]
+    public static partial void ClientAborted(ILogger logger, string method, string path);
+
     [LoggerMessage(2900, LogLevel.Error, "Unhandled error on {Method} {Path}")]
     public static partial void Unhandled(ILogger logger, Exception exception, string method, string path);
 }

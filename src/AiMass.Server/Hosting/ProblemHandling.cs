@@ -10,6 +10,12 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
+        if (httpContext.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away (an interrupted upload): nothing to answer, nothing to log as a server error.
+            Log.ClientAborted(logger, httpContext.Request.Method, httpContext.Request.Path);
+            return true;
+        }
         var (status, code, detail, field) = exception switch
         {
             RegistryException r => (r.Status, r.Code, r.Message, r.Field),
