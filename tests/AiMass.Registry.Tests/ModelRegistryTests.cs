@@ -258,6 +258,24 @@ public sealed class ModelRegistryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Register_SameContentAgain_OneBlob_HealsDamagedCopy()
+    {
+        var bytes = OnnxModels.Linear();
+        var v1 = await _h.RegisterAsync("m", bytes);
+        var path = _h.Store.GetPath(v1.Digest!);
+        var damaged = await File.ReadAllBytesAsync(path);
+        damaged[^1] ^= 1;
+        await File.WriteAllBytesAsync(path, damaged);
+        Assert.Single((await Registry.VerifyAsync(default)).Problems);
+
+        var v2 = await _h.RegisterAsync("m", bytes);
+
+        Assert.Equal(v1.Digest, v2.Digest);
+        Assert.Single(_h.Store.List());
+        Assert.Empty((await Registry.VerifyAsync(default)).Problems);
+    }
+
+    [Fact]
     public async Task DeleteVersion_SharedBlob_RemovedOnlyWithLastReference()
     {
         var bytes = OnnxModels.Linear();

@@ -77,13 +77,8 @@ public sealed class FileSystemArtifactStore : IArtifactStore
         var dir = Path.GetDirectoryName(target)!;
         var created = !System.IO.Directory.Exists(dir);
         System.IO.Directory.CreateDirectory(dir);
-        if (File.Exists(target) && new FileInfo(target).Length == staged.Size)
-        {
-            // Same content already stored: deduplicated.
-            staged.Dispose();
-            staged.Committed = true;
-            return;
-        }
+        // When the blob exists (same content registered again) the verified new copy replaces it: still one blob, and a
+        // stored copy damaged on disk since is healed. Readers of the old file keep their open handle.
         File.Move(staged.TempPath, target, overwrite: true);
         staged.Committed = true;
         NativeFile.SyncDirectory(dir);
