@@ -16,6 +16,7 @@ internal static class ModelsCommands
         models.Subcommands.Add(Show());
         models.Subcommands.Add(Versions());
         models.Subcommands.Add(CreateModel());
+        models.Subcommands.Add(Update());
         models.Subcommands.Add(Register());
         models.Subcommands.Add(Alias());
         models.Subcommands.Add(Rollback());
@@ -221,6 +222,75 @@ internal static class ModelsCommands
         return command;
     }
 
+    private static Command Update()
+    {
+        var reference = new Argument<string>("REF") { Description = "NAME (the model) or NAME@VERSION / NAME@ALIAS (a version)" };
+        var description = new Option<string?>("--description") { Description = "New description ('' clears it)" };
+        var tags = new Option<string[]>("--tag") { Description = "Set tag KEY=VALUE (repeatable)" };
+        var untags = new Option<string[]>("--untag") { Description = "Remove tag KEY (repeatable)" };
+        var parameters = new Option<string[]>("--param") { Description = "Versions: set parameter KEY=VALUE (repeatable)" };
+        var metrics = new Option<string[]>("--metric") { Description = "Versions: set metric KEY=NUMBER (repeatable), e.g. after an evaluation" };
+        var command = new Command("update", "Change the description or tags of a model, or the description, tags, params or metrics of a version")
+        {
+            reference, description, tags, untags, parameters, metrics,
+        };
+        command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
+        {
+            var r = Cli.ParseRef(parse.GetValue(reference)!);
+            var tagChanges = new Dictionary<string, string?>(StringComparer.Ordinal);
+            foreach (var (key, value) in Cli.ParsePairs(parse.GetValue(tags), "--tag"))
+            {
+                tagChanges[key] = value;
+            }
+            foreach (var k in parse.GetValue(untags) ?? [])
+            {
+                tagChanges[k] = null;
+            }
+            using var client = Cli.CreateClient(parse);
+            if (r.Selector is null)
+            {
+                if (parse.GetValue(parameters) is { Length: > 0 } || parse.GetValue(metrics) is { Length: > 0 })
+                {
+                    throw new CliException($"--param and --metric belong to a version: {r.Model}@VERSION");
+                }
+                var model = await client.UpdateModelAsync(r.Model, new UpdateModelRequest(parse.GetValue(description), tagChanges.Count == 0 ? null : tagChanges), ct);
+                if (Cli.WantsJson(parse))
+                {
+                    Cli.PrintJson(model);
+                    return;
+                }
+                Console.Out.WriteLine($"updated model {model.Name}");
+                return;
+            }
+            var metricValues = ParseMetrics(parse.GetValue(metrics));
+            var paramValues = ParseParams(parse.GetValue(parameters));
+            var v = await client.UpdateVersionAsync(r, new UpdateVersionRequest(
+                parse.GetValue(description), tagChanges.Count == 0 ? null : tagChanges,
+                paramValues.Count == 0 ? null : paramValues, metricValues.Count == 0 ? null : metricValues), ct);
+            if (Cli.WantsJson(parse))
+            {
+                Cli.PrintJson(v);
+                return;
+            }
+            Console.Out.WriteLine($"updated {v.Name}@{v.Version}");
+        }));
+        return command;
+    }
+
+    private static Dictionary<string, double> ParseMetrics(string[]? items)
+    {
+        var result = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var (k, v) in Cli.ParsePairs(items, "--metric"))
+        {
+            result[k] = double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d)
+                ? d : throw new CliException($"--metric {k}={v}: '{v}' is not a number");
+        }
+        return result;
+    }
+
+    private static Dictionary<string, JsonElement> ParseParams(string[]? items) =>
+        Cli.ParsePairs(items, "--param").ToDictionary(p => p.Key, p => ParamValues.Parse(p.Value), StringComparer.Ordinal);
+
     private static Command Register()
     {
         var file = new Argument<FileInfo>("FILE") { Description = "The artifact (an .onnx file for format onnx)" };
@@ -251,13 +321,8 @@ internal static class ModelsCommands
             {
                 throw new CliException($"--name '{modelName}' is not a valid model name (letters, digits, '.', '_', '-', starting with a letter or digit; at most 128)");
             }
-            var metricValues = new Dictionary<string, double>(StringComparer.Ordinal);
-            foreach (var (k, v) in Cli.ParsePairs(parse.GetValue(metrics), "--metric"))
-            {
-                metricValues[k] = double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d)
-                    ? d : throw new CliException($"--metric {k}={v}: '{v}' is not a number");
-            }
-            var paramValues = Cli.ParsePairs(parse.GetValue(parameters), "--param").ToDictionary(p => p.Key, p => JsonSerializer.SerializeToElement(p.Value), StringComparer.Ordinal);
+            var metricValues = ParseMetrics(parse.GetValue(metrics));
+            var paramValues = ParseParams(parse.GetValue(parameters));
             var lineage = new Lineage(parse.GetValue(source), parse.GetValue(dataset), parse.GetValue(parent));
             var request = new RegisterVersionRequest
             {

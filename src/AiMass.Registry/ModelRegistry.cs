@@ -25,6 +25,7 @@ public sealed partial class ModelRegistry : IDisposable
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _uploading = new(StringComparer.Ordinal);
+    private readonly RegistryMetrics? _metrics;
     private int _backupsRunning;
 
     /// <summary>Creates the registry over a store and a database.</summary>
@@ -33,8 +34,10 @@ public sealed partial class ModelRegistry : IDisposable
         IArtifactStore store,
         IEnumerable<IArtifactInspector> inspectors,
         RegistryOptions options,
-        TimeProvider time)
+        TimeProvider time,
+        RegistryMetrics? metrics = null)
     {
+        _metrics = metrics;
         _db = db;
         _store = store;
         _inspectors = inspectors.ToDictionary(i => i.Format, StringComparer.Ordinal);
@@ -239,6 +242,12 @@ public sealed partial class ModelRegistry : IDisposable
         {
             ValidateAliasName(request.Alias, "alias");
         }
+        return await MeasuredAsync(format, () => RegisterStagedAsync(model, content, request, format, expected, parent, actor, cancellationToken)).ConfigureAwait(false);
+    }
+
+    private async Task<ModelVersionInfo> RegisterStagedAsync(
+        string model, Stream content, RegisterVersionRequest request, string format, string? expected, VersionRef? parent, string? actor, CancellationToken cancellationToken)
+    {
         using var staged = await StageAsync(content, format, expected, cancellationToken).ConfigureAwait(false);
         var committedBlob = false;
         try
@@ -314,33 +323,61 @@ public sealed partial class ModelRegistry : IDisposable
         }
         try
         {
-            StagedUpload staged;
-            try
-            {
-                staged = await StageAsync(content, format, expected, cancellationToken).ConfigureAwait(false);
-            }
-            catch (RegistryException ex) when (ex.Code == ErrorCodes.InvalidArtifact)
-            {
-                await MarkFailedAsync(model, number, ex.Message, cancellationToken).ConfigureAwait(false);
-                throw;
-            }
-            using (staged)
-            {
-                return await WriteAsync(async db =>
-                {
-                    var (row, version) = await ResolveAsync(db, model, number.ToString(CultureInfo.InvariantCulture), tracking: true, cancellationToken).ConfigureAwait(false);
-                    EnsureRegistering(version, model);
-                    _store.Commit(staged.Artifact);
-                    Complete(version, staged);
-                    row.UpdatedAtMs = version.UpdatedAtMs;
-                    await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
-                    return await ToVersionInfoAsync(db, row, version, cancellationToken).ConfigureAwait(false);
-                }, CancellationToken.None).ConfigureAwait(false);
-            }
+            return await MeasuredAsync(format, () => UploadStagedAsync(model, number, content, format, expected, cancellationToken)).ConfigureAwait(false);
         }
         finally
         {
             _uploading.TryRemove(key, out _);
+        }
+    }
+
+    private async Task<ModelVersionInfo> UploadStagedAsync(string model, int number, Stream content, string format, string? expected, CancellationToken cancellationToken)
+    {
+        StagedUpload staged;
+        try
+        {
+            staged = await StageAsync(content, format, expected, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RegistryException ex) when (ex.Code == ErrorCodes.InvalidArtifact)
+        {
+            await MarkFailedAsync(model, number, ex.Message, cancellationToken).ConfigureAwait(false);
+            throw;
+        }
+        using (staged)
+        {
+            return await WriteAsync(async db =>
+            {
+                var (row, version) = await ResolveAsync(db, model, number.ToString(CultureInfo.InvariantCulture), tracking: true, cancellationToken).ConfigureAwait(false);
+                EnsureRegistering(version, model);
+                _store.Commit(staged.Artifact);
+                Complete(version, staged);
+                row.UpdatedAtMs = version.UpdatedAtMs;
+                await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+                return await ToVersionInfoAsync(db, row, version, cancellationToken).ConfigureAwait(false);
+            }, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Records the outcome, size and duration of an artifact upload.</summary>
+    private async Task<ModelVersionInfo> MeasuredAsync(string format, Func<Task<ModelVersionInfo>> upload)
+    {
+        var started = _time.GetTimestamp();
+        var outcome = "error";
+        long size = 0;
+        try
+        {
+            var version = await upload().ConfigureAwait(false);
+            (outcome, size) = ("ready", version.Size);
+            return version;
+        }
+        catch (RegistryException ex)
+        {
+            outcome = ex.Code;
+            throw;
+        }
+        finally
+        {
+            _metrics?.Registered(format, outcome, size, _time.GetElapsedTime(started));
         }
     }
 
@@ -820,6 +857,7 @@ public sealed partial class ModelRegistry : IDisposable
         db.AliasEvents.Add(evt);
         row.UpdatedAtMs = now;
         await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+        _metrics?.AliasMoved(action);
         return (version is null ? null : new AliasInfo(row.Name, alias, version.Value, FromMs(now)), evt);
     }
 

@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Prometheus;
 
 namespace AiMass.Server;
 
@@ -21,6 +22,7 @@ public static class AiMassServer
     /// </summary>
     public static WebApplication Build(IReadOnlyDictionary<string, string?>? overrides = null, TimeProvider? time = null)
     {
+        ConfigureMetricsExport();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory, Args = [] });
         builder.Configuration.AddEnvironmentVariables("AIMASS__");
         if (overrides is not null)
@@ -43,13 +45,34 @@ public static class AiMassServer
 
         var app = builder.Build();
         app.Use(ServerTiming);
+        app.UseHttpMetrics();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.MapOpenApi();
+        app.MapMetrics();
         app.MapHealthApi();
         app.MapModelsApi();
         app.MapAdminApi();
         return app;
+    }
+
+    private static int _metricsConfigured;
+
+    /// <summary>
+    /// /metrics publishes the process metrics and every .NET meter (the registry's, ASP.NET Core's, EF Core's) except
+    /// the runtime's private diagnostics. prometheus-net's registry is process-wide, so this runs once per process.
+    /// </summary>
+    private static void ConfigureMetricsExport()
+    {
+        if (Interlocked.Exchange(ref _metricsConfigured, 1) == 0)
+        {
+            // The default adapter starts at the first scrape and would miss what happened before it: start our own now.
+            Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions { SuppressMeters = true });
+            _ = MeterAdapter.StartListening(new MeterAdapterOptions
+            {
+                InstrumentFilterPredicate = instrument => !instrument.Meter.Name.StartsWith("Private.", StringComparison.Ordinal),
+            });
+        }
     }
 
     /// <summary>Adds <c>Server-Timing: app;dur=MS</c> (time until the response starts) so clients and benchmarks see server-side latency.</summary>
@@ -82,6 +105,8 @@ public static class AiMassServer
         });
         services.AddSingleton<IArtifactStore>(sp => new FileSystemArtifactStore(DataDirectory(sp), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IArtifactInspector, OnnxInspector>();
+        services.AddMetrics();
+        services.AddSingleton(sp => new RegistryMetrics(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.AddSingleton(sp =>
         {
             _ = sp.GetRequiredService<DataDirectoryLock>();
@@ -90,7 +115,8 @@ public static class AiMassServer
                 sp.GetRequiredService<IArtifactStore>(),
                 sp.GetServices<IArtifactInspector>(),
                 sp.GetRequiredService<IOptions<RegistryOptions>>().Value,
-                sp.GetRequiredService<TimeProvider>());
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<RegistryMetrics>());
         });
         services.AddHostedService<RegistryStartup>();
         services.ConfigureHttpJsonOptions(o => AiMassJson.Configure(o.SerializerOptions));

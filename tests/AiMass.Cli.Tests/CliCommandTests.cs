@@ -48,6 +48,17 @@ public sealed class CliCommandTests : IAsyncLifetime
         Assert.Equal(0, human.ExitCode);
         Assert.Contains("registered grid-load@2", human.Stdout, StringComparison.Ordinal);
 
+        Assert.Equal(0, (await Run("models", "update", "grid-load@1", "--metric", "auc=0.91", "--param", "layers=[64,32]", "--untag", "site", "--tag", "owner=grid-team")).ExitCode);
+        Assert.Equal(0, (await Run("models", "update", "grid-load", "--description", "day-ahead load forecast")).ExitCode);
+        var updated = Json(await Run("--json", "models", "show", "grid-load@1"));
+        Assert.Equal(0.91, updated.GetProperty("metrics").GetProperty("auc").GetDouble());
+        Assert.Equal(3.1, updated.GetProperty("metrics").GetProperty("mape").GetDouble());
+        Assert.Equal(2, updated.GetProperty("params").GetProperty("layers").GetArrayLength());
+        Assert.False(updated.GetProperty("tags").TryGetProperty("site", out _));
+        Assert.Equal("grid-team", updated.GetProperty("tags").GetProperty("owner").GetString());
+        var misuse = await Run("models", "update", "grid-load", "--metric", "auc=1");
+        Assert.Equal(1, misuse.ExitCode);
+
         var list = await Run("models", "list");
         Assert.Equal(0, list.ExitCode);
         Assert.Contains("grid-load", list.Stdout, StringComparison.Ordinal);

@@ -42,6 +42,21 @@ public sealed class RegistryApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Metrics_PrometheusText_IncludesRegistryAndHttp()
+    {
+        await Client.RegisterVersionAsync("m", new MemoryStream(OnnxModels.Linear()), new RegisterVersionRequest { Alias = "production" });
+        await Assert.ThrowsAsync<AiMassApiException>(() => Client.RegisterVersionAsync("m", new MemoryStream([1, 2, 3])));
+
+        var text = await _http.GetStringAsync("/metrics");
+
+        Assert.Contains("aimass_registry_registrations{format=\"onnx\",outcome=\"ready\"}", text, StringComparison.Ordinal);
+        Assert.Contains("aimass_registry_registrations{format=\"onnx\",outcome=\"invalid_artifact\"}", text, StringComparison.Ordinal);
+        Assert.Contains("aimass_registry_alias_moves{action=\"set\"}", text, StringComparison.Ordinal);
+        Assert.Contains("http_request_duration_seconds", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("private_internaldiagnostics", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task RegisterByRawHttp_Returns201WithVersionJson()
     {
         var bytes = OnnxModels.Linear();

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using AiMass.Registry;
 using AiMass.Server.Hosting;
 using Microsoft.AspNetCore.Http.Features;
@@ -230,7 +229,7 @@ internal static class ModelsApi
             Description = One("description"),
             Alias = One("alias"),
             Tags = Pairs(query, "tag", v => v),
-            Params = Pairs(query, "param", ParseParam),
+            Params = Pairs(query, "param", ParamValues.Parse),
             Metrics = Pairs(query, "metric", ParseMetric),
             Lineage = source is null && dataset is null && parent is null ? null : new Lineage(source, dataset, parent),
         };
@@ -260,24 +259,6 @@ internal static class ModelsApi
             }
         }
         return result;
-    }
-
-    /// <summary>A param value is kept as JSON when it parses as a number, boolean or JSON document, else as a string.</summary>
-    private static JsonElement ParseParam(string text)
-    {
-        if (text.Length > 0 && (char.IsDigit(text[0]) || text[0] is '-' or '[' or '{' || text is "true" or "false"))
-        {
-            try
-            {
-                using var doc = JsonDocument.Parse(text);
-                return doc.RootElement.Clone();
-            }
-            catch (JsonException)
-            {
-                // Not JSON: a plain string such as "1x1-conv".
-            }
-        }
-        return JsonSerializer.SerializeToElement(text);
     }
 
     private static double ParseMetric(string text) =>
