@@ -90,10 +90,10 @@ public static class Poll
 {
     public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
     {
-        var deadline = DateTime.UtcNow + timeout;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         while (!await condition())
         {
-            if (DateTime.UtcNow > deadline)
+            if (clock.Elapsed > timeout)
             {
                 throw new TimeoutException($"timed out after {timeout.TotalSeconds:0}s waiting for {what}");
             }
