@@ -167,8 +167,11 @@ public sealed partial class ModelRegistry : IDisposable
         IQueryable<ModelRow> q = db.Models.AsNoTracking();
         if (!string.IsNullOrEmpty(query.NamePrefix))
         {
+            // A range on the unique name index, case-sensitive like names themselves (SQLite's LIKE is not), and with
+            // no wildcard characters. Names are ASCII, so the range ends at the prefix with its last character + 1.
             var prefix = query.NamePrefix;
-            q = q.Where(m => m.Name.StartsWith(prefix));
+            var end = prefix[..^1] + (char)(prefix[^1] + 1);
+            q = q.Where(m => m.Name.CompareTo(prefix) >= 0 && m.Name.CompareTo(end) < 0);
         }
         if (!string.IsNullOrEmpty(query.Tag))
         {

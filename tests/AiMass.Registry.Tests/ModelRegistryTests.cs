@@ -389,6 +389,19 @@ public sealed class ModelRegistryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Names_AreCaseSensitive_InIdentityAndPrefixSearch()
+    {
+        await Registry.CreateModelAsync(new CreateModelRequest("Grid-A"), default);
+        await Registry.CreateModelAsync(new CreateModelRequest("grid-a"), default);
+        await Registry.CreateModelAsync(new CreateModelRequest("grid_b"), default);
+
+        var prefix = await Registry.ListModelsAsync(new ModelQuery(NamePrefix: "grid"), default);
+        Assert.Equal(["grid-a", "grid_b"], prefix.Items.Select(m => m.Name));
+        // '_' and '%' are literal characters of a prefix, not wildcards.
+        Assert.Equal(["grid_b"], (await Registry.ListModelsAsync(new ModelQuery(NamePrefix: "grid_"), default)).Items.Select(m => m.Name));
+    }
+
+    [Fact]
     public async Task Lineage_ParentMustExist()
     {
         await _h.RegisterAsync("base", OnnxModels.Linear());
