@@ -95,6 +95,7 @@ public static class AiMassServer
         services.AddOptions<ServerOptions>().Bind(configuration.GetSection(ServerOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<RegistryOptions>().Bind(configuration.GetSection(RegistryOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton(time);
+        services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>, LargeBlockMemoryPoolFactory>();
         services.AddSingleton(sp => new ServerClock(sp.GetRequiredService<TimeProvider>().GetUtcNow()));
         services.AddSingleton(sp => DataDirectoryLock.Acquire(DataDirectory(sp)));
         services.AddDbContextFactory<RegistryDbContext>((sp, o) =>
