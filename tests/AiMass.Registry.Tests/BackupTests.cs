@@ -121,6 +121,30 @@ public sealed class BackupTests
         Assert.Empty((await restored.Registry.VerifyAsync(default)).Problems);
     }
 
+    [Fact]
+    public async Task DeletionDuringBackup_KeepsBlobUntilBackupEnds_GcRemovesItAfter()
+    {
+        using var h = await RegistryHarness.CreateAsync(_time);
+        var v = await h.RegisterAsync("m", OnnxModels.Linear());
+        await h.Registry.WithBackupSnapshotAsync(_ => Task.FromResult(0), default);
+        try
+        {
+            await h.Registry.DeleteVersionAsync("m", "1", false, null, default);
+            Assert.True(h.Store.Exists(v.Digest!));
+            var gc = await Assert.ThrowsAsync<RegistryException>(() => h.Registry.CollectGarbageAsync(false, default));
+            Assert.Equal(409, gc.Status);
+        }
+        finally
+        {
+            h.Registry.EndBackup();
+        }
+
+        var report = await h.Registry.CollectGarbageAsync(false, default);
+
+        Assert.Equal(1, report.BlobsRemoved);
+        Assert.False(h.Store.Exists(v.Digest!));
+    }
+
     /// <summary>Wraps an existing directory as a <see cref="TempDirectory"/> owner for the harness.</summary>
     private sealed class TempDirectoryAt(string path)
     {
