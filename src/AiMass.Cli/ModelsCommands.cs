@@ -18,6 +18,9 @@ internal static class ModelsCommands
         models.Subcommands.Add(CreateModel());
         models.Subcommands.Add(Update());
         models.Subcommands.Add(Register());
+        models.Subcommands.Add(Reserve());
+        models.Subcommands.Add(Upload());
+        models.Subcommands.Add(Fail());
         models.Subcommands.Add(Alias());
         models.Subcommands.Add(Rollback());
         models.Subcommands.Add(Archive("archive", VersionStatus.Archived, "Archive a version: kept for history, hidden from listings, not servable"));
@@ -291,52 +294,66 @@ internal static class ModelsCommands
     private static Dictionary<string, JsonElement> ParseParams(string[]? items) =>
         Cli.ParsePairs(items, "--param").ToDictionary(p => p.Key, p => ParamValues.Parse(p.Value), StringComparer.Ordinal);
 
+    /// <summary>The metadata options that <c>register</c> and <c>reserve</c> share.</summary>
+    private sealed class VersionMetadataOptions
+    {
+        public Option<string> Format { get; } = new("--format") { Description = "Artifact format (onnx is loaded and its signature read)", DefaultValueFactory = _ => "onnx" };
+        public Option<string?> Description { get; } = new("--description") { Description = "Version description" };
+        public Option<string[]> Tags { get; } = new("--tag") { Description = "Tag KEY=VALUE (repeatable)" };
+        public Option<string[]> Params { get; } = new("--param") { Description = "Parameter KEY=VALUE (repeatable; numbers and JSON kept as such)" };
+        public Option<string[]> Metrics { get; } = new("--metric") { Description = "Metric KEY=NUMBER (repeatable)" };
+        public Option<string?> Source { get; } = new("--source") { Description = "Lineage: the job or run that produced it (e.g. job:42)" };
+        public Option<string?> Dataset { get; } = new("--dataset-digest") { Description = "Lineage: digest of the training data set" };
+        public Option<string?> Parent { get; } = new("--parent") { Description = "Lineage: the version it derives from, NAME@VERSION" };
+
+        public void AddTo(Command command)
+        {
+            foreach (var option in new Option[] { Format, Description, Tags, Params, Metrics, Source, Dataset, Parent })
+            {
+                command.Options.Add(option);
+            }
+        }
+
+        public RegisterVersionRequest Read(ParseResult parse)
+        {
+            var lineage = new Lineage(parse.GetValue(Source), parse.GetValue(Dataset), parse.GetValue(Parent));
+            return new RegisterVersionRequest
+            {
+                Format = parse.GetValue(Format)!,
+                Description = parse.GetValue(Description),
+                Tags = Cli.ParsePairs(parse.GetValue(Tags), "--tag"),
+                Params = ParseParams(parse.GetValue(Params)),
+                Metrics = ParseMetrics(parse.GetValue(Metrics)),
+                Lineage = lineage is { Source: null, DatasetDigest: null, Parent: null } ? null : lineage,
+            };
+        }
+    }
+
+    private static FileStream OpenArtifact(FileInfo path) =>
+        path.Exists
+            ? new FileStream(path.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan | FileOptions.Asynchronous)
+            : throw new CliException($"file '{path.FullName}' does not exist");
+
     private static Command Register()
     {
         var file = new Argument<FileInfo>("FILE") { Description = "The artifact (an .onnx file for format onnx)" };
         var name = new Option<string>("--name", "-n") { Description = "Model name (created when missing)", Required = true };
         var alias = new Option<string?>("--alias", "-a") { Description = "Point this alias at the new version" };
-        var format = new Option<string>("--format") { Description = "Artifact format (onnx is loaded and its signature read)", DefaultValueFactory = _ => "onnx" };
-        var description = new Option<string?>("--description") { Description = "Version description" };
-        var tags = new Option<string[]>("--tag") { Description = "Tag KEY=VALUE (repeatable)" };
-        var parameters = new Option<string[]>("--param") { Description = "Parameter KEY=VALUE (repeatable; numbers and JSON kept as such)" };
-        var metrics = new Option<string[]>("--metric") { Description = "Metric KEY=NUMBER (repeatable)" };
-        var source = new Option<string?>("--source") { Description = "Lineage: the job or run that produced it (e.g. job:42)" };
-        var dataset = new Option<string?>("--dataset-digest") { Description = "Lineage: digest of the training data set" };
-        var parent = new Option<string?>("--parent") { Description = "Lineage: the version it derives from, NAME@VERSION" };
         var digest = new Option<string?>("--digest") { Description = "Expected sha256:HEX; the server refuses different content" };
-        var command = new Command("register", "Upload a file as a new version of a model")
-        {
-            file, name, alias, format, description, tags, parameters, metrics, source, dataset, parent, digest,
-        };
+        var metadata = new VersionMetadataOptions();
+        var command = new Command("register", "Upload a file as a new version of a model") { file, name, alias, digest };
+        metadata.AddTo(command);
         command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
             var path = parse.GetValue(file)!;
-            if (!path.Exists)
-            {
-                throw new CliException($"file '{path.FullName}' does not exist");
-            }
             var modelName = parse.GetValue(name)!;
             if (!Names.IsValidModelName(modelName))
             {
                 throw new CliException($"--name '{modelName}' is not a valid model name (letters, digits, '.', '_', '-', starting with a letter or digit; at most 128)");
             }
-            var metricValues = ParseMetrics(parse.GetValue(metrics));
-            var paramValues = ParseParams(parse.GetValue(parameters));
-            var lineage = new Lineage(parse.GetValue(source), parse.GetValue(dataset), parse.GetValue(parent));
-            var request = new RegisterVersionRequest
-            {
-                Format = parse.GetValue(format)!,
-                ExpectedDigest = parse.GetValue(digest),
-                Description = parse.GetValue(description),
-                Alias = parse.GetValue(alias),
-                Tags = Cli.ParsePairs(parse.GetValue(tags), "--tag"),
-                Params = paramValues,
-                Metrics = metricValues,
-                Lineage = lineage is { Source: null, DatasetDigest: null, Parent: null } ? null : lineage,
-            };
+            var request = metadata.Read(parse) with { ExpectedDigest = parse.GetValue(digest), Alias = parse.GetValue(alias) };
+            await using var stream = OpenArtifact(path);
             using var client = Cli.CreateClient(parse);
-            await using var stream = new FileStream(path.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan | FileOptions.Asynchronous);
             var version = await Cli.WithProgressAsync(parse, $"upload {path.Name}", stream.Length,
                 progress => client.RegisterVersionAsync(modelName, stream, request, progress, ct));
             if (Cli.WantsJson(parse))
@@ -346,6 +363,71 @@ internal static class ModelsCommands
             }
             Console.Out.WriteLine($"registered {version.Name}@{version.Version} ({Cli.Bytes(version.Size)}, {version.Digest})"
                 + (request.Alias is null ? "" : $"; {request.Alias} -> {version.Version}"));
+        }));
+        return command;
+    }
+
+    private static Command Reserve()
+    {
+        var name = new Argument<string>("NAME") { Description = "Model name (created when missing)" };
+        var metadata = new VersionMetadataOptions();
+        var command = new Command("reserve", "Take the next version number now, with its lineage, for an artifact that a job uploads later ('upload' or 'fail')") { name };
+        metadata.AddTo(command);
+        command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
+        {
+            using var client = Cli.CreateClient(parse);
+            var version = await client.ReserveVersionAsync(parse.GetValue(name)!, metadata.Read(parse), ct);
+            if (Cli.WantsJson(parse))
+            {
+                Cli.PrintJson(version);
+                return;
+            }
+            Console.Out.WriteLine($"reserved {version.Name}@{version.Version} (registering)");
+        }));
+        return command;
+    }
+
+    private static Command Upload()
+    {
+        var reference = new Argument<string>("REF") { Description = "NAME@VERSION of a reserved (registering) version" };
+        var file = new Argument<FileInfo>("FILE") { Description = "The artifact" };
+        var digest = new Option<string?>("--digest") { Description = "Expected sha256:HEX; the server refuses different content" };
+        var command = new Command("upload", "Upload the artifact of a reserved version, which becomes ready (or failed when the artifact is invalid)") { reference, file, digest };
+        command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
+        {
+            var r = Cli.ParseRef(parse.GetValue(reference)!);
+            var number = r.Number ?? throw new CliException($"name the reserved version by number: {r.Model}@VERSION");
+            var path = parse.GetValue(file)!;
+            await using var stream = OpenArtifact(path);
+            using var client = Cli.CreateClient(parse);
+            var version = await Cli.WithProgressAsync(parse, $"upload {path.Name}", stream.Length,
+                progress => client.UploadArtifactAsync(r.Model, number, stream, parse.GetValue(digest), progress, ct));
+            if (Cli.WantsJson(parse))
+            {
+                Cli.PrintJson(version);
+                return;
+            }
+            Console.Out.WriteLine($"uploaded {version.Name}@{version.Version} ({Cli.Bytes(version.Size)}, {version.Digest}); it is {Lower(version.Status)}");
+        }));
+        return command;
+    }
+
+    private static Command Fail()
+    {
+        var reference = new Argument<string>("REF") { Description = "NAME@VERSION of a reserved (registering) version" };
+        var message = new Option<string>("--message", "-m") { Description = "Why the artifact will not come", Required = true };
+        var command = new Command("fail", "Mark a reserved version failed (its producer gave up); the number stays taken") { reference, message };
+        command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
+        {
+            var r = Cli.ParseRef(parse.GetValue(reference)!);
+            using var client = Cli.CreateClient(parse);
+            var version = await client.UpdateVersionAsync(r, new UpdateVersionRequest(Status: VersionStatus.Failed, StatusMessage: parse.GetValue(message)), ct);
+            if (Cli.WantsJson(parse))
+            {
+                Cli.PrintJson(version);
+                return;
+            }
+            Console.Out.WriteLine($"{version.Name}@{version.Version} is failed: {version.StatusMessage}");
         }));
         return command;
     }

@@ -95,6 +95,28 @@ public sealed class CliCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ReserveThenUploadOrFail_ForTrainingJobs()
+    {
+        var reserved = Json(await Run("--json", "models", "reserve", "forecast", "--source", "job:42", "--param", "epochs=10"));
+        Assert.Equal("registering", reserved.GetProperty("status").GetString());
+        var number = reserved.GetProperty("version").GetInt32();
+
+        var upload = await Run("models", "upload", $"forecast@{number}", ModelFile(5));
+        Assert.True(upload.ExitCode == 0, upload.ToString());
+        Assert.Contains("it is ready", upload.Stdout, StringComparison.Ordinal);
+        var again = await Run("models", "upload", $"forecast@{number}", ModelFile(5));
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("only be uploaded to a registering version", again.Stderr, StringComparison.Ordinal);
+
+        Assert.Equal(0, (await Run("models", "reserve", "forecast")).ExitCode);
+        var failed = await Run("models", "fail", "forecast@2", "-m", "out of memory on node g07");
+        Assert.Contains("is failed: out of memory on node g07", failed.Stdout, StringComparison.Ordinal);
+        var versions = Json(await Run("--json", "models", "versions", "forecast", "--status", "all", "--asc"));
+        Assert.Equal(["ready", "failed"], versions.GetProperty("items").EnumerateArray().Select(v => v.GetProperty("status").GetString()));
+        Assert.Equal("job:42", versions.GetProperty("items")[0].GetProperty("lineage").GetProperty("source").GetString());
+    }
+
+    [Fact]
     public async Task UserErrors_Exit1_WithMessage()
     {
         var missingFile = await Run("models", "register", _work.Combine("nope.onnx"), "--name", "m");
