@@ -116,7 +116,7 @@ internal static class AdminCommands
     private static Command Gc()
     {
         var dryRun = new Option<bool>("--dry-run") { Description = "Only count what would be removed" };
-        var command = new Command("gc", "Remove artifacts no version references and stale temporary upload files") { dryRun };
+        var command = new Command("gc", "Remove artifacts no version references and stale temporary upload files; mark expired reservations failed") { dryRun };
         command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
             using var client = Cli.CreateClient(parse);
@@ -128,6 +128,10 @@ internal static class AdminCommands
             }
             var verb = report.DryRun ? "would remove" : "removed";
             Console.Out.WriteLine($"{verb} {report.BlobsRemoved} unreferenced blob(s) ({Cli.Bytes(report.BytesFreed)}) and {report.TempFilesRemoved} temporary file(s) ({Cli.Bytes(report.TempBytesFreed)})");
+            if (report.ReservationsExpired > 0)
+            {
+                Console.Out.WriteLine($"{(report.DryRun ? "would mark" : "marked")} {report.ReservationsExpired} expired reservation(s) failed");
+            }
         }));
         return command;
     }

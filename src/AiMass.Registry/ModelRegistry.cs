@@ -905,7 +905,10 @@ public sealed partial class ModelRegistry : IDisposable
         return new VerifyReport(groups.Count, bytes, problems);
     }
 
-    /// <summary>Removes blobs no version references and temporary files older than <see cref="RegistryOptions.TempFileMaxAge"/>.</summary>
+    /// <summary>
+    /// Removes blobs no version references and temporary files older than <see cref="RegistryOptions.TempFileMaxAge"/>,
+    /// and marks reservations older than <see cref="RegistryOptions.ReservationTimeout"/> failed.
+    /// </summary>
     public async Task<GcReport> CollectGarbageAsync(bool dryRun, CancellationToken cancellationToken)
     {
         return await WriteAsync(async db =>
@@ -928,7 +931,21 @@ public sealed partial class ModelRegistry : IDisposable
                 freed += dryRun ? size : _store.Delete(digest);
             }
             var (tempFiles, tempBytes) = dryRun ? (0, 0L) : _store.CollectTemporaryFiles(_options.TempFileMaxAge);
-            return new GcReport(removed, freed, tempFiles, tempBytes, dryRun);
+            // Reservations whose producer died without saying so would otherwise stay registering forever.
+            var cutoff = NowMs - (long)_options.ReservationTimeout.TotalMilliseconds;
+            var stale = await db.Versions.Where(v => v.Status == VersionStatus.Registering && v.UpdatedAtMs < cutoff)
+                .ToListAsync(cancellationToken).ConfigureAwait(false);
+            if (!dryRun)
+            {
+                foreach (var version in stale)
+                {
+                    version.Status = VersionStatus.Failed;
+                    version.StatusMessage = $"no artifact arrived within {_options.ReservationTimeout} of the reservation";
+                    version.UpdatedAtMs = NowMs;
+                }
+                await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+            }
+            return new GcReport(removed, freed, tempFiles, tempBytes, stale.Count, dryRun);
         }, cancellationToken).ConfigureAwait(false);
     }
 

@@ -15,6 +15,9 @@ public sealed class RegistryOptions
     /// <summary>Temporary upload files older than this are removed by garbage collection.</summary>
     public TimeSpan TempFileMaxAge { get; set; } = TimeSpan.FromHours(6);
 
+    /// <summary>A reserved (registering) version whose artifact has not arrived after this long is marked failed by garbage collection.</summary>
+    public TimeSpan ReservationTimeout { get; set; } = TimeSpan.FromDays(7);
+
     /// <summary>Page size when a listing names none.</summary>
     [Range(1, 1000)]
     public int DefaultPageSize { get; set; } = 100;

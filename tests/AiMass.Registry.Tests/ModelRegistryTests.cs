@@ -533,6 +533,25 @@ public sealed class ModelRegistryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Gc_ExpiresReservationsOlderThanTimeout()
+    {
+        await Registry.ReserveVersionAsync("m", new RegisterVersionRequest(), default);
+        _time.Advance(TimeSpan.FromDays(6));
+        await Registry.ReserveVersionAsync("m", new RegisterVersionRequest(), default);
+        _time.Advance(TimeSpan.FromDays(2));
+
+        Assert.Equal(1, (await Registry.CollectGarbageAsync(dryRun: true, default)).ReservationsExpired);
+        Assert.Equal(VersionStatus.Registering, (await Registry.GetVersionAsync("m", "1", default)).Status);
+        var report = await Registry.CollectGarbageAsync(dryRun: false, default);
+
+        Assert.Equal(1, report.ReservationsExpired);
+        var first = await Registry.GetVersionAsync("m", "1", default);
+        Assert.Equal(VersionStatus.Failed, first.Status);
+        Assert.Contains("no artifact arrived", first.StatusMessage, StringComparison.Ordinal);
+        Assert.Equal(VersionStatus.Registering, (await Registry.GetVersionAsync("m", "2", default)).Status);
+    }
+
+    [Fact]
     public async Task Reserve_ProducerGivesUp_Failed_WithMessage_CanBeDeleted()
     {
         await Registry.ReserveVersionAsync("m", new RegisterVersionRequest(), default);

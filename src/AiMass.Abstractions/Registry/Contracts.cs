@@ -128,8 +128,8 @@ public sealed record VerifyReport(int BlobsChecked, long BytesChecked, IReadOnly
 /// <summary>A blob that is missing or whose content does not match its digest.</summary>
 public sealed record VerifyProblem(string Digest, string Problem, IReadOnlyList<string> Versions);
 
-/// <summary>Result of <c>aimass admin gc</c>.</summary>
-public sealed record GcReport(int BlobsRemoved, long BytesFreed, int TempFilesRemoved, long TempBytesFreed, bool DryRun);
+/// <summary>Result of <c>aimass admin gc</c>; <c>ReservationsExpired</c> counts registering versions marked failed.</summary>
+public sealed record GcReport(int BlobsRemoved, long BytesFreed, int TempFilesRemoved, long TempBytesFreed, int ReservationsExpired, bool DryRun);
 
 /// <summary>Body of <c>POST /api/v1/admin/backup</c>: a directory on the server's file system.</summary>
 public sealed record BackupRequest(string Path);
