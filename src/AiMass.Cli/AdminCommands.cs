@@ -52,12 +52,7 @@ internal static class AdminCommands
         {
             using var client = Cli.CreateClient(parse);
             var report = await client.BackupAsync(Path.GetFullPath(parse.GetValue(dir)!), ct);
-            if (Cli.WantsJson(parse))
-            {
-                Cli.PrintJson(report);
-                return;
-            }
-            Console.Out.WriteLine($"backup written to {report.Path}: {report.Models} model(s), {report.Versions} version(s), {report.Blobs} blob(s), {Cli.Bytes(report.Bytes)}");
+            Cli.Print(parse, report, $"backup written to {report.Path}: {report.Models} model(s), {report.Versions} version(s), {report.Blobs} blob(s), {Cli.Bytes(report.Bytes)}");
         }));
         return command;
     }

@@ -52,6 +52,19 @@ internal static class Cli
 
     public static void PrintJson<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, Indented));
 
+    /// <summary>Prints <paramref name="value"/> as JSON with --json, else the one-line message for people.</summary>
+    public static void Print<T>(ParseResult parse, T value, string message)
+    {
+        if (WantsJson(parse))
+        {
+            PrintJson(value);
+        }
+        else
+        {
+            Console.Out.WriteLine(message);
+        }
+    }
+
     /// <summary>A console for progress bars on stderr, or null when stderr is not a terminal.</summary>
     public static IAnsiConsole? ProgressConsole(ParseResult parse) =>
         WantsJson(parse) || Console.IsErrorRedirected

@@ -215,12 +215,7 @@ internal static class ModelsCommands
             using var client = Cli.CreateClient(parse);
             var model = await client.CreateModelAsync(new CreateModelRequest(parse.GetValue(name)!, parse.GetValue(description),
                 Cli.ParsePairs(parse.GetValue(tags), "--tag")), ct);
-            if (Cli.WantsJson(parse))
-            {
-                Cli.PrintJson(model);
-                return;
-            }
-            Console.Out.WriteLine($"created model {model.Name}");
+            Cli.Print(parse, model, $"created model {model.Name}");
         }));
         return command;
     }
@@ -270,12 +265,7 @@ internal static class ModelsCommands
             var v = await client.UpdateVersionAsync(r, new UpdateVersionRequest(
                 parse.GetValue(description), tagChanges.Count == 0 ? null : tagChanges,
                 paramValues.Count == 0 ? null : paramValues, metricValues.Count == 0 ? null : metricValues), ct);
-            if (Cli.WantsJson(parse))
-            {
-                Cli.PrintJson(v);
-                return;
-            }
-            Console.Out.WriteLine($"updated {v.Name}@{v.Version}");
+            Cli.Print(parse, v, $"updated {v.Name}@{v.Version}");
         }));
         return command;
     }
@@ -356,12 +346,7 @@ internal static class ModelsCommands
             using var client = Cli.CreateClient(parse);
             var version = await Cli.WithProgressAsync(parse, $"upload {path.Name}", stream.Length,
                 progress => client.RegisterVersionAsync(modelName, stream, request, progress, ct));
-            if (Cli.WantsJson(parse))
-            {
-                Cli.PrintJson(version);
-                return;
-            }
-            Console.Out.WriteLine($"registered {version.Name}@{version.Version} ({Cli.Bytes(version.Size)}, {version.Digest})"
+            Cli.Print(parse, version, $"registered {version.Name}@{version.Version} ({Cli.Bytes(version.Size)}, {version.Digest})"
                 + (request.Alias is null ? "" : $"; {request.Alias} -> {version.Version}"));
         }));
         return command;
@@ -377,12 +362,7 @@ internal static class ModelsCommands
         {
             using var client = Cli.CreateClient(parse);
             var version = await client.ReserveVersionAsync(parse.GetValue(name)!, metadata.Read(parse), ct);
-            if (Cli.WantsJson(parse))
-            {
-                Cli.PrintJson(version);
-                return;
-            }
-            Console.Out.WriteLine($"reserved {version.Name}@{version.Version} (registering)");
+            Cli.Print(parse, version, $"reserved {version.Name}@{version.Version} (registering)");
         }));
         return command;
     }
@@ -402,12 +382,7 @@ internal static class ModelsCommands
             using var client = Cli.CreateClient(parse);
             var version = await Cli.WithProgressAsync(parse, $"upload {path.Name}", stream.Length,
                 progress => client.UploadArtifactAsync(r.Model, number, stream, parse.GetValue(digest), progress, ct));
-            if (Cli.WantsJson(parse))
-            {
-                Cli.PrintJson(version);
-                return;
-            }
-            Console.Out.WriteLine($"uploaded {version.Name}@{version.Version} ({Cli.Bytes(version.Size)}, {version.Digest}); it is {Lower(version.Status)}");
+            Cli.Print(parse, version, $"uploaded {version.Name}@{version.Version} ({Cli.Bytes(version.Size)}, {version.Digest}); it is {Lower(version.Status)}");
         }));
         return command;
     }
@@ -422,12 +397,7 @@ internal static class ModelsCommands
             var r = Cli.ParseRef(parse.GetValue(reference)!);
             using var client = Cli.CreateClient(parse);
             var version = await client.UpdateVersionAsync(r, new UpdateVersionRequest(Status: VersionStatus.Failed, StatusMessage: parse.GetValue(message)), ct);
-            if (Cli.WantsJson(parse))
-            {
-                Cli.PrintJson(version);
-                return;
-            }
-            Console.Out.WriteLine($"{version.Name}@{version.Version} is failed: {version.StatusMessage}");
+            Cli.Print(parse, version, $"{version.Name}@{version.Version} is failed: {version.StatusMessage}");
         }));
         return command;
     }
@@ -446,12 +416,7 @@ internal static class ModelsCommands
             using var client = Cli.CreateClient(parse);
             var version = r.Number ?? (await client.GetVersionAsync(r, ct)).Version;
             var info = await client.SetAliasAsync(r.Model, parse.GetValue(aliasName)!, version, parse.GetValue(reason), ct);
-            if (Cli.WantsJson(parse))
-            {
-                Cli.PrintJson(info);
-                return;
-            }
-            Console.Out.WriteLine($"{info.Model}@{info.Alias} -> {info.Version}");
+            Cli.Print(parse, info, $"{info.Model}@{info.Alias} -> {info.Version}");
         }));
         alias.Subcommands.Add(set);
 
@@ -503,12 +468,7 @@ internal static class ModelsCommands
         {
             using var client = Cli.CreateClient(parse);
             var info = await client.RollbackAliasAsync(parse.GetValue(model)!, parse.GetValue(alias)!, ct);
-            if (Cli.WantsJson(parse))
-            {
-                Cli.PrintJson(info);
-                return;
-            }
-            Console.Out.WriteLine(info is null
+            Cli.Print(parse, info, info is null
                 ? $"{parse.GetValue(model)}@{parse.GetValue(alias)} removed (it did not exist before its latest move)"
                 : $"{info.Model}@{info.Alias} -> {info.Version}");
         }));
@@ -528,12 +488,7 @@ internal static class ModelsCommands
             }
             using var client = Cli.CreateClient(parse);
             var v = await client.UpdateVersionAsync(r, new UpdateVersionRequest(Status: status), ct);
-            if (Cli.WantsJson(parse))
-            {
-                Cli.PrintJson(v);
-                return;
-            }
-            Console.Out.WriteLine($"{v.Name}@{v.Version} is {Lower(v.Status)}");
+            Cli.Print(parse, v, $"{v.Name}@{v.Version} is {Lower(v.Status)}");
         }));
         return command;
     }
@@ -587,12 +542,7 @@ internal static class ModelsCommands
             }
             await Cli.WithProgressAsync(parse, $"download {info.Name}@{info.Version}", info.Size,
                 progress => client.DownloadArtifactToFileAsync(new VersionRef(info.Name, info.Version.ToString(CultureInfo.InvariantCulture)), path, progress, ct));
-            if (Cli.WantsJson(parse))
-            {
-                Cli.PrintJson(new { path, version = info });
-                return;
-            }
-            Console.Out.WriteLine($"downloaded {info.Name}@{info.Version} to {path} ({Cli.Bytes(info.Size)}, {info.Digest} verified)");
+            Cli.Print(parse, new { path, version = info }, $"downloaded {info.Name}@{info.Version} to {path} ({Cli.Bytes(info.Size)}, {info.Digest} verified)");
         }));
         return command;
     }
