@@ -321,7 +321,7 @@ internal static class ModelsCommands
 
     private static FileStream OpenArtifact(FileInfo path) =>
         path.Exists
-            ? new FileStream(path.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan | FileOptions.Asynchronous)
+            ? new FileStream(path.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan | FileOptions.Asynchronous)
             : throw new CliException($"file '{path.FullName}' does not exist");
 
     private static Command Register()
