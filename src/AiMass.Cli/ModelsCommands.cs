@@ -43,16 +43,9 @@ internal static class ModelsCommands
         command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
             using var client = Cli.CreateClient(parse);
-            var items = new List<ModelInfo>();
-            string? token = parse.GetValue(pageToken);
-            do
-            {
-                var page = await client.ListModelsAsync(parse.GetValue(prefix), parse.GetValue(tag), parse.GetValue(alias), parse.GetValue(order),
-                    parse.GetValue(desc), parse.GetValue(pageSize), token, ct);
-                items.AddRange(page.Items);
-                token = page.NextPageToken;
-            }
-            while (token is not null && parse.GetValue(all));
+            var (items, token) = await FetchAsync(parse.GetValue(pageToken), parse.GetValue(all), t =>
+                client.ListModelsAsync(parse.GetValue(prefix), parse.GetValue(tag), parse.GetValue(alias), parse.GetValue(order),
+                    parse.GetValue(desc), parse.GetValue(pageSize), t, ct));
             if (Cli.WantsJson(parse))
             {
                 Cli.PrintJson(new Page<ModelInfo>(items, token));
@@ -72,6 +65,20 @@ internal static class ModelsCommands
             }
         }));
         return command;
+    }
+
+    /// <summary>One page from <paramref name="token"/>, or every page from there on with <paramref name="all"/>; returns the next token.</summary>
+    private static async Task<(List<T> Items, string? NextToken)> FetchAsync<T>(string? token, bool all, Func<string?, Task<Page<T>>> fetch)
+    {
+        var items = new List<T>();
+        do
+        {
+            var page = await fetch(token);
+            items.AddRange(page.Items);
+            token = page.NextPageToken;
+        }
+        while (token is not null && all);
+        return (items, token);
     }
 
     private static (Option<int?> Size, Option<string?> Token, Option<bool> All) PagingOptions() => (
@@ -131,16 +138,9 @@ internal static class ModelsCommands
         command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
             using var client = Cli.CreateClient(parse);
-            var items = new List<ModelVersionInfo>();
-            var token = parse.GetValue(pageToken);
-            do
-            {
-                var page = await client.ListVersionsAsync(parse.GetValue(name)!, parse.GetValue(status), parse.GetValue(tag), parse.GetValue(alias),
-                    parse.GetValue(asc), parse.GetValue(pageSize), token, ct);
-                items.AddRange(page.Items);
-                token = page.NextPageToken;
-            }
-            while (token is not null && parse.GetValue(all));
+            var (items, token) = await FetchAsync(parse.GetValue(pageToken), parse.GetValue(all), t =>
+                client.ListVersionsAsync(parse.GetValue(name)!, parse.GetValue(status), parse.GetValue(tag), parse.GetValue(alias),
+                    parse.GetValue(asc), parse.GetValue(pageSize), t, ct));
             if (Cli.WantsJson(parse))
             {
                 Cli.PrintJson(new Page<ModelVersionInfo>(items, token));

@@ -12,9 +12,6 @@ namespace AiMass.Client;
 /// <summary>Typed client of the AI Mass REST API (<c>/api/v1</c>).</summary>
 public sealed class AiMassClient : IDisposable
 {
-    /// <summary>Header that names who acts; recorded in alias history.</summary>
-    public const string ActorHeader = "X-AiMass-Actor";
-
     private readonly HttpClient _http;
     private readonly bool _ownsHttp;
 
@@ -37,8 +34,8 @@ public sealed class AiMassClient : IDisposable
         _ownsHttp = ownsHttp;
         if (actor is not null)
         {
-            _http.DefaultRequestHeaders.Remove(ActorHeader);
-            _http.DefaultRequestHeaders.Add(ActorHeader, actor);
+            _http.DefaultRequestHeaders.Remove(ApiHeaders.Actor);
+            _http.DefaultRequestHeaders.Add(ApiHeaders.Actor, actor);
         }
     }
 

@@ -45,7 +45,6 @@ public static class AiMassServer
 
         var app = builder.Build();
         app.Use(ServerTiming);
-        app.UseHttpMetrics();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.MapOpenApi();

@@ -112,31 +112,21 @@ public sealed partial class UpAndCrashTests
     }
 
     /// <summary>Deterministic bytes of a given length, produced as they are read (never held in memory).</summary>
-    private sealed class EndlessStream(long length) : Stream
+    private sealed class EndlessStream(long length) : ReadOnlyStream
     {
         private long _position;
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => length;
-        public override long Position { get => _position; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-
-        public override int Read(byte[] buffer, int offset, int count)
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            var n = (int)Math.Min(count, length - _position);
+            var n = (int)Math.Min(buffer.Length, length - _position);
+            var span = buffer.Span;
             for (var i = 0; i < n; i++)
             {
-                buffer[offset + i] = (byte)((_position + i) * 31);
+                span[i] = (byte)((_position + i) * 31);
             }
             _position += n;
-            return n;
+            return ValueTask.FromResult(n);
         }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>A running <c>aimass up --port 0</c> child process.</summary>

@@ -78,30 +78,19 @@ public sealed class ArtifactStoreTests
     }
 
     /// <summary>Produces some bytes, then fails like a dropped connection.</summary>
-    private sealed class FailingStream(int failAfter) : Stream
+    private sealed class FailingStream(int failAfter) : ReadOnlyStream
     {
         private int _position;
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => _position; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-
-        public override int Read(byte[] buffer, int offset, int count)
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             if (_position >= failAfter)
             {
                 throw new IOException("connection reset");
             }
-            var n = Math.Min(count, failAfter - _position);
+            var n = Math.Min(buffer.Length, failAfter - _position);
             _position += n;
-            return n;
+            return ValueTask.FromResult(n);
         }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

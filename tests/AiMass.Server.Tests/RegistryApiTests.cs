@@ -52,7 +52,7 @@ public sealed class RegistryApiTests : IAsyncLifetime
         Assert.Contains("aimass_registry_registrations{format=\"onnx\",outcome=\"ready\"}", text, StringComparison.Ordinal);
         Assert.Contains("aimass_registry_registrations{format=\"onnx\",outcome=\"invalid_artifact\"}", text, StringComparison.Ordinal);
         Assert.Contains("aimass_registry_alias_moves{action=\"set\"}", text, StringComparison.Ordinal);
-        Assert.Contains("http_request_duration_seconds", text, StringComparison.Ordinal);
+        Assert.Contains("microsoft_aspnetcore_hosting_http_server_request_duration", text, StringComparison.Ordinal);
         Assert.DoesNotContain("private_internaldiagnostics", text, StringComparison.Ordinal);
     }
 
@@ -306,7 +306,7 @@ public sealed class RegistryApiTests : IAsyncLifetime
     [Fact]
     public async Task Admin_VerifyGcBackup_OverHttp()
     {
-        var v = await Client.RegisterVersionAsync("m", new MemoryStream(OnnxModels.Linear()));
+        await Client.RegisterVersionAsync("m", new MemoryStream(OnnxModels.Linear()));
 
         Assert.Empty((await Client.VerifyAsync()).Problems);
         Assert.Equal(0, (await Client.CollectGarbageAsync()).BlobsRemoved);
@@ -317,22 +317,12 @@ public sealed class RegistryApiTests : IAsyncLifetime
 
         var relative = await Assert.ThrowsAsync<AiMassApiException>(() => Client.BackupAsync("relative"));
         Assert.Equal("path", relative.Field);
-        _ = v;
     }
 
     /// <summary>Sends 1.5 MiB in 500 KiB reads; once the server has opened its temporary file, cancels the upload.</summary>
-    private sealed class SlowStream(CancellationTokenSource cancel, string serverTempDirectory) : Stream
+    private sealed class SlowStream(CancellationTokenSource cancel, string serverTempDirectory) : ReadOnlyStream
     {
         private int _reads;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -346,32 +336,19 @@ public sealed class RegistryApiTests : IAsyncLifetime
             buffer.Span[..n].Fill(7);
             return n;
         }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>A stream without a length, so the client sends it chunked.</summary>
-    private sealed class NonSeekableStream(byte[] data) : Stream
+    private sealed class NonSeekableStream(byte[] data) : ReadOnlyStream
     {
-        private readonly MemoryStream _inner = new(data);
+        private int _position;
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => _inner.Read(buffer, offset, count);
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        protected override void Dispose(bool disposing)
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            _inner.Dispose();
-            base.Dispose(disposing);
+            var n = Math.Min(buffer.Length, data.Length - _position);
+            data.AsMemory(_position, n).CopyTo(buffer);
+            _position += n;
+            return ValueTask.FromResult(n);
         }
     }
 }

@@ -51,7 +51,8 @@ public static class DigestingCopy
             await foreach (var (buffer, count, offset) in filled.Reader.ReadAllAsync(abort.Token).ConfigureAwait(false))
             {
                 var chunk = buffer.Memory[..count];
-                var hashing = Task.Run(() => hash.AppendData(chunk.Span), abort.Token);
+                // Not cancellable: a chunk hashes in milliseconds, and a cancelled hash would hide the sink's own error.
+                var hashing = Task.Run(() => hash.AppendData(chunk.Span), CancellationToken.None);
                 try
                 {
                     await sink.WriteAsync(chunk, offset, abort.Token).ConfigureAwait(false);

@@ -148,6 +148,13 @@ public sealed record ServerStatus(
     int Blobs,
     long ArtifactBytes);
 
+/// <summary>HTTP headers of the REST API.</summary>
+public static class ApiHeaders
+{
+    /// <summary>Names who acts; recorded in alias history (<c>anonymous</c> when absent).</summary>
+    public const string Actor = "X-AiMass-Actor";
+}
+
 /// <summary>Stable error codes of the REST API (<c>code</c> field of problem details).</summary>
 public static class ErrorCodes
 {

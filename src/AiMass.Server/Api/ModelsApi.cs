@@ -11,9 +11,6 @@ namespace AiMass.Server.Api;
 /// <summary>REST endpoints of the model registry under <c>/api/v1/models</c>.</summary>
 internal static class ModelsApi
 {
-    /// <summary>Header a client sets to say who acts (recorded in alias history).</summary>
-    public const string ActorHeader = "X-AiMass-Actor";
-
     public static void MapModelsApi(this IEndpointRouteBuilder app)
     {
         var models = app.MapGroup("/api/v1/models").WithTags("models");
@@ -267,7 +264,7 @@ internal static class ModelsApi
             : throw new FormatException($"'{text}' is not a finite number");
 
     private static string Actor(HttpContext http) =>
-        http.Request.Headers.TryGetValue(ActorHeader, out var actor) && !string.IsNullOrWhiteSpace(actor) ? actor.ToString() : "anonymous";
+        http.Request.Headers.TryGetValue(ApiHeaders.Actor, out var actor) && !string.IsNullOrWhiteSpace(actor) ? actor.ToString() : "anonymous";
 
     private static RegistryException MissingBody() => new(400, ErrorCodes.InvalidArgument, "a JSON request body is required", "body");
 }
