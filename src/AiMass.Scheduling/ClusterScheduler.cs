@@ -483,12 +483,16 @@ public sealed class ClusterScheduler
         private readonly long _nowTicks;
         private readonly NodeRecord[] _nodes;
         private readonly Profile _profile;
+        private readonly Dictionary<string, NodeRecord[]> _matching = new(StringComparer.Ordinal);
         private readonly Dictionary<(string Selector, ResourceVector Need), int[]> _candidates = [];
         // For a (shape, selector) that did not fit now: the shortest walltime that failed. The profile only tightens
         // during a pass, and a longer window is harder to fit, so any job of that shape with a walltime at least as
         // long fails too.
         private readonly Dictionary<(ResourceVector Need, int Tasks, string Selector), long> _failed = [];
         private readonly HashSet<int> _reservedNodes = [];
+        // Scratch space of Place, one slot per candidate node.
+        private readonly int[] _counts;
+        private readonly ResourceVector[] _free;
         private readonly List<JobStart> _started = [];
         private readonly List<Preemption> _preemptions = [];
         private readonly List<ScaleUp> _scaleUps = [];
@@ -506,6 +510,8 @@ public sealed class ClusterScheduler
                 _nodes[i].Index = i;
             }
             _profile = new Profile(_nodes.Length, _nowTicks);
+            _counts = new int[_nodes.Length];
+            _free = new ResourceVector[_nodes.Length];
             foreach (var node in _nodes)
             {
                 _profile.SetFree(node.Index, node.State == NodeState.Up ? node.Spec.Capacity - node.Allocated : ResourceVector.Zero);
@@ -611,10 +617,21 @@ public sealed class ClusterScheduler
             var key = (job.SelectorKey, job.Request.PerTask);
             if (!_candidates.TryGetValue(key, out var list))
             {
-                list = _nodes
-                    .Where(n => n.State == NodeState.Up && n.Matches(job.Request.NodeSelector) && n.Spec.Capacity.CountFitting(job.Request.PerTask) >= 1)
-                    .Select(n => n.Index)
-                    .ToArray();
+                if (!_matching.TryGetValue(job.SelectorKey, out var matching))
+                {
+                    matching = _nodes.Where(n => n.State == NodeState.Up && n.Matches(job.Request.NodeSelector)).ToArray();
+                    _matching[job.SelectorKey] = matching;
+                }
+                var need = job.Request.PerTask;
+                var result = new List<int>(matching.Length);
+                foreach (var node in matching)
+                {
+                    if (node.Spec.Capacity.CountFitting(need) >= 1)
+                    {
+                        result.Add(node.Index);
+                    }
+                }
+                list = result.ToArray();
                 _candidates[key] = list;
             }
             return list;
@@ -629,10 +646,16 @@ public sealed class ClusterScheduler
                 return false;
             }
             var end = End(_nowTicks, duration);
-            var placement = Place(job, candidates, _nowTicks, end, n => _profile.FreeNow(n));
+            var placement = Place(job, candidates, _nowTicks, end);
             if (placement is null)
             {
-                _failed[shape] = _failed.TryGetValue(shape, out var before) ? Math.Min(before, duration) : duration;
+                // When it does not fit even at this instant, no walltime would help: remember it for every duration.
+                long now = 0;
+                foreach (var n in candidates)
+                {
+                    now += Math.Min(job.Request.Tasks, _profile.FreeNow(n).CountFitting(job.Request.PerTask));
+                }
+                _failed[shape] = now < job.Request.Tasks ? 0 : _failed.TryGetValue(shape, out var before) ? Math.Min(before, duration) : duration;
                 return false;
             }
             var need = job.Request.PerTask;
@@ -653,37 +676,30 @@ public sealed class ClusterScheduler
         }
 
         /// <summary>Places the gang over <c>[start, end)</c>; null when it does not fit. Returns a node index per task.</summary>
-        private int[]? Place(JobRecord job, int[] candidates, long start, long end, Func<int, ResourceVector> scoreFree)
+        private int[]? Place(JobRecord job, int[] candidates, long start, long end)
         {
             var need = job.Request.PerTask;
             var tasks = job.Request.Tasks;
-            var counts = new int[candidates.Length];
+            var counts = _counts;
             var total = 0;
             for (var c = 0; c < candidates.Length; c++)
             {
                 counts[c] = _profile.Fitting(candidates[c], need, start, end, tasks);
                 total += counts[c];
-                if (total >= tasks && tasks == 1)
-                {
-                    break; // a single task needs one node; the choice below still scans every count computed
-                }
             }
             if (total < tasks)
             {
                 return null;
             }
-            if (tasks == 1)
+            // Placement strategies score what each node would have left; at a future start, what it has then.
+            var free = _free;
+            for (var c = 0; c < candidates.Length; c++)
             {
-                // Counts past the first fitting node were not computed: finish them for a fair choice.
-                for (var c = 0; c < candidates.Length; c++)
+                if (counts[c] > 0)
                 {
-                    if (counts[c] == 0)
-                    {
-                        counts[c] = _profile.Fitting(candidates[c], need, start, end, 1);
-                    }
+                    free[c] = start <= _nowTicks ? _profile.FreeNow(candidates[c]) : _profile.MinFree(candidates[c], start, end);
                 }
             }
-            var assigned = new int[candidates.Length];
             var result = new int[tasks];
             for (var t = 0; t < tasks; t++)
             {
@@ -692,13 +708,12 @@ public sealed class ClusterScheduler
                 var bestScore = 0.0;
                 for (var c = 0; c < candidates.Length; c++)
                 {
-                    if (assigned[c] >= counts[c])
+                    if (counts[c] == 0)
                     {
                         continue;
                     }
                     var node = _nodes[candidates[c]];
-                    var after = scoreFree(candidates[c]) - need * (assigned[c] + 1);
-                    var score = after.FreeFraction(node.Spec.Capacity, need);
+                    var score = (free[c] - need).FreeFraction(node.Spec.Capacity, need);
                     // Jobs without GPUs keep off GPU nodes when they can, so GPUs are not stranded.
                     var tier = need.Gpus == 0 && node.Spec.Capacity.Gpus > 0 ? 1 : 0;
                     var better = best < 0 || tier < bestTier || (tier == bestTier && (_policy.Placement == PlacementStrategy.BinPack ? score < bestScore : score > bestScore));
@@ -707,7 +722,8 @@ public sealed class ClusterScheduler
                         (best, bestTier, bestScore) = (c, tier, score);
                     }
                 }
-                assigned[best]++;
+                counts[best]--;
+                free[best] -= need;
                 result[t] = candidates[best];
             }
             return result;
@@ -724,7 +740,7 @@ public sealed class ClusterScheduler
                 return false;
             }
             var end = End(start.Value, duration);
-            var placement = Place(job, candidates, start.Value, end, n => _profile.MinFree(n, start.Value, end))
+            var placement = Place(job, candidates, start.Value, end)
                 ?? throw new InvalidOperationException("the earliest start found does not place the job");
             foreach (var n in placement)
             {
@@ -757,14 +773,21 @@ public sealed class ClusterScheduler
 
         private void Preempt(List<JobRecord> unplaced)
         {
+            // Possible victims, the cheapest to stop first: lowest priority, then the youngest (least work lost).
+            var preemptible = _s._jobs.Values
+                .Where(v => v.Phase == JobPhase.Running && v.Request.Preemptible)
+                .OrderBy(v => v.Request.Priority)
+                .ThenByDescending(v => v.StartedAt)
+                .ThenByDescending(v => v.Request.Id)
+                .ToList();
             var attempts = 0;
             foreach (var job in unplaced)
             {
-                if (attempts >= _policy.MaxPreemptorsPerPass)
+                if (attempts >= _policy.MaxPreemptorsPerPass || preemptible.Count == 0)
                 {
                     break;
                 }
-                if (job.Claim is not null)
+                if (job.Claim is not null || preemptible[0].Request.Priority >= job.Request.Priority)
                 {
                     continue;
                 }
@@ -773,12 +796,7 @@ public sealed class ClusterScheduler
                 {
                     continue;
                 }
-                var victims = _s._jobs.Values
-                    .Where(v => v.Phase == JobPhase.Running && v.Request.Preemptible && v.Request.Priority < job.Request.Priority)
-                    .OrderBy(v => v.Request.Priority)
-                    .ThenByDescending(v => v.StartedAt)
-                    .ThenByDescending(v => v.Request.Id)
-                    .ToList();
+                var victims = preemptible.Where(v => v.Phase == JobPhase.Running && v.Request.Priority < job.Request.Priority).ToList();
                 if (victims.Count == 0)
                 {
                     continue;
