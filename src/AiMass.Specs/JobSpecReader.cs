@@ -1,0 +1,161 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using AiMass.Jobs;
+using AiMass.Resources;
+using YamlDotNet.RepresentationModel;
+
+namespace AiMass.Specs;
+
+/// <summary>Reads job specs written in YAML or JSON (see docs/scheduling.md for the fields).</summary>
+public static partial class JobSpecReader
+{
+    /// <summary>Environment variables the platform sets for every task; a spec may not set them.</summary>
+    public static IReadOnlySet<string> ReservedEnv { get; } = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "AIMASS_SERVER", "AIMASS_JOB_ID", "AIMASS_TASK_INDEX", "AIMASS_NUM_TASKS", "AIMASS_RESUME_FROM", "AIMASS_TASK_ADDRESSES",
+        "AIMASS_ATTEMPT", "AIMASS_CHECKPOINT_DIR",
+    };
+
+    /// <summary>Parses a job spec; throws <see cref="SpecException"/> listing every problem with its field and line.</summary>
+    public static JobSpec Parse(string text, string source = "job spec")
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var errors = new SpecErrors(source);
+        var root = errors.Root(text);
+        if (root is null)
+        {
+            errors.ThrowIfAny();
+            throw new SpecException(source, [new SpecError("", 0, 0, "the spec is empty")]);
+        }
+        var spec = Read(root);
+        errors.ThrowIfAny();
+        return spec!;
+    }
+
+    private static JobSpec? Read(SpecMap map)
+    {
+        var name = map.String("name", required: true);
+        if (name is not null && (name.Length > 128 || name.Trim().Length == 0))
+        {
+            map.Error("name", "must be 1 to 128 characters");
+        }
+        var command = Command(map);
+        var replicas = map.Int("replicas", 1, JobDefaults.MaxReplicas) ?? 1;
+        var resources = Resources(map);
+        var priority = map.Int("priority", -1_000_000, 1_000_000) ?? 0;
+        var queue = map.String("queue") ?? JobDefaults.Queue;
+        var owner = map.String("owner");
+        var walltime = map.Parsed<TimeSpan>("walltime", Quantity.TryParseDuration);
+        if (walltime is { } w && w <= TimeSpan.Zero)
+        {
+            map.Error("walltime", "must be positive");
+        }
+        var maxRestarts = map.Int("max_restarts", 0, 1000) ?? 0;
+        var preemptible = map.Bool("preemptible") ?? false;
+        var env = map.StringMap("env", key =>
+            !EnvName().IsMatch(key) ? $"'{key}' is not a valid environment variable name"
+            : ReservedEnv.Contains(key) ? $"{key} is set by the platform for every task"
+            : null);
+        var selector = map.StringMap("node_selector");
+        var workingDir = map.String("working_dir");
+        if (workingDir is not null && !Path.IsPathFullyQualified(workingDir))
+        {
+            map.Error("working_dir", $"'{workingDir}' must be an absolute path");
+        }
+        map.RejectUnknown();
+        if (name is null || command is null)
+        {
+            return null;
+        }
+        return new JobSpec
+        {
+            Name = name,
+            Command = command,
+            Replicas = replicas,
+            Resources = resources,
+            Priority = priority,
+            Queue = queue,
+            Owner = owner,
+            Walltime = walltime,
+            MaxRestarts = maxRestarts,
+            Preemptible = preemptible,
+            Env = env ?? new Dictionary<string, string>(),
+            NodeSelector = selector ?? new Dictionary<string, string>(),
+            WorkingDir = workingDir,
+        };
+    }
+
+    private static IReadOnlyList<string>? Command(SpecMap map)
+    {
+        var node = map.Raw("command");
+        if (node is null)
+        {
+            map.Errors.Add("command", map.Node, "is required (a list such as [python3, train.py], or one shell line)");
+            return null;
+        }
+        if (node is YamlScalarNode)
+        {
+            var line = map.String("command", required: true);
+            if (line is null || line.Trim().Length == 0)
+            {
+                map.Error("command", "must not be empty");
+                return null;
+            }
+            return ["/bin/sh", "-c", line];
+        }
+        var list = map.StringList("command");
+        if (list is { Count: 0 })
+        {
+            map.Error("command", "must not be empty");
+            return null;
+        }
+        return list;
+    }
+
+    /// <summary>Reads a <c>resources</c> mapping: cpu, memory, gpu and custom resources (whole numbers).</summary>
+    internal static ResourceVector Resources(SpecMap parent, string key = "resources")
+    {
+        var map = parent.Map(key);
+        if (map is null)
+        {
+            return new ResourceVector(1000, 512L << 20); // one core and 512 MiB, as documented
+        }
+        var cpu = map.Parsed<long>(ResourceNames.Cpu, Quantity.TryParseCpu) ?? 1000;
+        var memory = map.Parsed<long>(ResourceNames.Memory, Quantity.TryParseBytes) ?? 512L << 20;
+        var gpu = map.Int(ResourceNames.Gpu, 0, 1024) ?? 0;
+        var custom = new List<KeyValuePair<string, long>>();
+        foreach (var name in map.Keys.Where(k => k is not (ResourceNames.Cpu or ResourceNames.Memory or ResourceNames.Gpu)).ToList())
+        {
+            var meant = new[] { ResourceNames.Cpu, ResourceNames.Memory, ResourceNames.Gpu }
+                .FirstOrDefault(known => SpecMap.Distance(known, name.ToLowerInvariant()) <= 2);
+            if (meant is not null)
+            {
+                map.Error(name, $"unknown resource; did you mean '{meant}'? (custom resources must not look like cpu, memory or gpu)");
+                map.Raw(name);
+                continue;
+            }
+            if (!ResourceNames.IsValidCustom(name))
+            {
+                map.Error(name, $"'{name}' is not a valid custom resource name ({ResourceNames.CustomPattern})");
+                map.Raw(name);
+                continue;
+            }
+            var text = map.String(name);
+            if (text is null)
+            {
+                continue;
+            }
+            if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var amount))
+            {
+                map.Error(name, $"'{text}' is not a whole, non-negative number");
+                continue;
+            }
+            custom.Add(new(name, amount));
+        }
+        map.RejectUnknown();
+        return new ResourceVector(cpu, memory, gpu, custom);
+    }
+
+    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]*$", RegexOptions.CultureInvariant)]
+    private static partial Regex EnvName();
+}
