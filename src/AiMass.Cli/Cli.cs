@@ -83,6 +83,10 @@ internal static class Cli
         {
             return Fail(ex.Message, ExitCodes.UserError);
         }
+        catch (SilentFailure)
+        {
+            return ExitCodes.UserError;
+        }
         catch (AiMassApiException ex)
         {
             var field = ex.Field is null ? "" : $" [{ex.Field}]";
@@ -184,6 +188,25 @@ internal static class Cli
             });
         return result;
     }
+
+    /// <summary>One page from <paramref name="token"/>, or every page from there on with <paramref name="all"/>; returns the next token.</summary>
+    public static async Task<(List<T> Items, string? NextToken)> FetchAsync<T>(string? token, bool all, Func<string?, Task<Page<T>>> fetch)
+    {
+        var items = new List<T>();
+        do
+        {
+            var page = await fetch(token);
+            items.AddRange(page.Items);
+            token = page.NextPageToken;
+        }
+        while (token is not null && all);
+        return (items, token);
+    }
+
+    public static (Option<int?> Size, Option<string?> Token, Option<bool> All) PagingOptions() => (
+        new Option<int?>("--page-size") { Description = "Items per page (default 100)" },
+        new Option<string?>("--page-token") { Description = "Continue a listing from the token a previous page printed" },
+        new Option<bool>("--all") { Description = "Fetch every page" });
 
     public static bool IsPortInUse(Exception ex) =>
         ex is IOException { InnerException: SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse } }

@@ -38,12 +38,12 @@ internal static class ModelsCommands
         var order = new Option<string>("--order-by") { Description = "name, created or updated", DefaultValueFactory = _ => "name" };
         order.AcceptOnlyFromAmong("name", "created", "updated");
         var desc = new Option<bool>("--desc") { Description = "Reverse the order" };
-        var (pageSize, pageToken, all) = PagingOptions();
+        var (pageSize, pageToken, all) = Cli.PagingOptions();
         var command = new Command("list", "List registered models") { prefix, tag, alias, order, desc, pageSize, pageToken, all };
         command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
             using var client = Cli.CreateClient(parse);
-            var (items, token) = await FetchAsync(parse.GetValue(pageToken), parse.GetValue(all), t =>
+            var (items, token) = await Cli.FetchAsync(parse.GetValue(pageToken), parse.GetValue(all), t =>
                 client.ListModelsAsync(parse.GetValue(prefix), parse.GetValue(tag), parse.GetValue(alias), parse.GetValue(order),
                     parse.GetValue(desc), parse.GetValue(pageSize), t, ct));
             if (Cli.WantsJson(parse))
@@ -66,25 +66,6 @@ internal static class ModelsCommands
         }));
         return command;
     }
-
-    /// <summary>One page from <paramref name="token"/>, or every page from there on with <paramref name="all"/>; returns the next token.</summary>
-    private static async Task<(List<T> Items, string? NextToken)> FetchAsync<T>(string? token, bool all, Func<string?, Task<Page<T>>> fetch)
-    {
-        var items = new List<T>();
-        do
-        {
-            var page = await fetch(token);
-            items.AddRange(page.Items);
-            token = page.NextPageToken;
-        }
-        while (token is not null && all);
-        return (items, token);
-    }
-
-    private static (Option<int?> Size, Option<string?> Token, Option<bool> All) PagingOptions() => (
-        new Option<int?>("--page-size") { Description = "Items per page (default 100)" },
-        new Option<string?>("--page-token") { Description = "Continue a listing from the token a previous page printed" },
-        new Option<bool>("--all") { Description = "Fetch every page" });
 
     private static Command Show()
     {
@@ -133,12 +114,12 @@ internal static class ModelsCommands
         var tag = new Option<string?>("--tag") { Description = "Only versions with this tag: KEY or KEY=VALUE" };
         var alias = new Option<string?>("--alias") { Description = "Only the version that has this alias" };
         var asc = new Option<bool>("--asc") { Description = "Oldest first" };
-        var (pageSize, pageToken, all) = PagingOptions();
+        var (pageSize, pageToken, all) = Cli.PagingOptions();
         var command = new Command("versions", "List the versions of a model, newest first") { name, status, tag, alias, asc, pageSize, pageToken, all };
         command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
             using var client = Cli.CreateClient(parse);
-            var (items, token) = await FetchAsync(parse.GetValue(pageToken), parse.GetValue(all), t =>
+            var (items, token) = await Cli.FetchAsync(parse.GetValue(pageToken), parse.GetValue(all), t =>
                 client.ListVersionsAsync(parse.GetValue(name)!, parse.GetValue(status), parse.GetValue(tag), parse.GetValue(alias),
                     parse.GetValue(asc), parse.GetValue(pageSize), t, ct));
             if (Cli.WantsJson(parse))

@@ -16,5 +16,8 @@ var root = new RootCommand("AI Mass: train, tune, register, deploy and schedule 
 root.Subcommands.Add(UpCommand.Create());
 root.Subcommands.Add(AdminCommands.Status());
 root.Subcommands.Add(ModelsCommands.Create());
+root.Subcommands.Add(JobsCommands.Create());
+root.Subcommands.Add(JobsCommands.Nodes());
+root.Subcommands.Add(JobsCommands.Queues());
 root.Subcommands.Add(AdminCommands.Create());
 return await root.Parse(args).InvokeAsync();

@@ -10,6 +10,16 @@ namespace AiMass.Cli;
 /// <summary><c>aimass up</c>: runs the control plane in this process on the embedded default (SQLite + local blobs).</summary>
 internal static class UpCommand
 {
+    private static string? ClusterFile(string? path)
+    {
+        if (path is null)
+        {
+            return null;
+        }
+        var full = Path.GetFullPath(path);
+        return File.Exists(full) ? full : throw new CliException($"cluster file '{path}' does not exist");
+    }
+
     public static Command Create()
     {
         var dataDir = new Option<string>("--data-dir")
@@ -27,9 +37,13 @@ internal static class UpCommand
             Description = "Address to bind (default 127.0.0.1; 0.0.0.0 for every interface)",
             DefaultValueFactory = _ => "127.0.0.1",
         };
-        var command = new Command("up", "Start the control plane on the embedded default: SQLite and a content-addressed artifact store in the data directory")
+        var cluster = new Option<string?>("--cluster")
         {
-            dataDir, port, host,
+            Description = "Cluster file: policy, queues, nodes (virtual ones all run on this machine) and dynamic pools; default one node with this machine's CPUs, memory and GPUs",
+        };
+        var command = new Command("up", "Start the control plane on the embedded default: SQLite, a content-addressed artifact store and a local executor in the data directory")
+        {
+            dataDir, port, host, cluster,
         };
         command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
@@ -44,6 +58,7 @@ internal static class UpCommand
                 [$"{StorageOptions.Section}:{nameof(StorageOptions.DataDirectory)}"] = directory,
                 [$"{ServerOptions.Section}:{nameof(ServerOptions.Port)}"] = p.ToString(CultureInfo.InvariantCulture),
                 [$"{ServerOptions.Section}:{nameof(ServerOptions.Host)}"] = parse.GetValue(host),
+                [$"{Jobs.JobOptions.Section}:{nameof(Jobs.JobOptions.ClusterFile)}"] = ClusterFile(parse.GetValue(cluster)),
             });
             await using (app)
             {
@@ -61,6 +76,10 @@ internal static class UpCommand
                     throw new CliException($"port {p} is already in use: is another control plane running ('aimass status')? Choose another with --port.");
                 }
                 catch (IOException ex) when (ex.Message.Contains("data directory", StringComparison.Ordinal))
+                {
+                    throw new CliException(ex.Message);
+                }
+                catch (Specs.SpecException ex)
                 {
                     throw new CliException(ex.Message);
                 }

@@ -10,7 +10,7 @@ using AiMass.Registry;
 namespace AiMass.Client;
 
 /// <summary>Typed client of the AI Mass REST API (<c>/api/v1</c>).</summary>
-public sealed class AiMassClient : IDisposable
+public sealed partial class AiMassClient : IDisposable
 {
     private readonly HttpClient _http;
     private readonly bool _ownsHttp;

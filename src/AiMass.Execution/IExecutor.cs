@@ -74,4 +74,18 @@ public interface IExecutor
 
     /// <summary>Whether a task is still running, or how it ended (used after a restart of the control plane).</summary>
     TaskExit? Probe(TaskHandle task);
+
+    /// <summary>
+    /// Finds a task whose launch was recorded but whose process id was not (the control plane stopped in between);
+    /// null when no such process runs.
+    /// </summary>
+    TaskHandle? Find(TaskHandle task);
+
+    /// <summary>CPU time and resident memory of the task's process tree so far, or null when unknown.</summary>
+    TaskUsage? Usage(TaskHandle task);
 }
+
+/// <summary>What a task's processes have used.</summary>
+/// <param name="CpuSeconds">CPU time of the whole tree since the task started.</param>
+/// <param name="ResidentBytes">Resident memory of the tree now.</param>
+public sealed record TaskUsage(double CpuSeconds, long ResidentBytes);

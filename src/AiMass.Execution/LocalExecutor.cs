@@ -129,6 +129,21 @@ public sealed partial class LocalExecutor : IExecutor
         ProcessTree.Signal(task.Pid, kill ? ProcessTree.SigKill : ProcessTree.SigTerm);
     }
 
+    /// <inheritdoc />
+    public TaskHandle? Find(TaskHandle task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        var pid = ProcessTree.FindByArgument(task.ExitPath);
+        return pid is { } p && ProcessTree.StartTime(p) is { } start ? task with { Pid = p, ProcessStart = start } : null;
+    }
+
+    /// <inheritdoc />
+    public TaskUsage? Usage(TaskHandle task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        return ProcessTree.IsAlive(task.Pid, task.ProcessStart) ? ProcessTree.Usage(task.Pid) : null;
+    }
+
     private static TaskExit? ReadExit(TaskHandle task)
     {
         try
@@ -215,6 +230,55 @@ internal static partial class ProcessTree
             }
         }
         return result;
+    }
+
+    /// <summary>CPU time (including reaped children) and resident memory of a process and its descendants.</summary>
+    public static TaskUsage Usage(int root)
+    {
+        const double TicksPerSecond = 100; // USER_HZ, 100 on every Linux architecture .NET runs on
+        long ticks = 0;
+        long pages = 0;
+        foreach (var pid in Descendants(root))
+        {
+            var f = StatFields(pid);
+            if (f is null || f.Length < 22)
+            {
+                continue;
+            }
+            for (var i = 11; i <= 14; i++)
+            {
+                ticks += long.TryParse(f[i], NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? t : 0;
+            }
+            pages += long.TryParse(f[21], NumberStyles.None, CultureInfo.InvariantCulture, out var rss) ? rss : 0;
+        }
+        return new TaskUsage(ticks / TicksPerSecond, pages * Environment.SystemPageSize);
+    }
+
+    /// <summary>The process whose command line contains <paramref name="argument"/> as one argument, if any.</summary>
+    public static int? FindByArgument(string argument)
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+            try
+            {
+                var args = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                if (Array.IndexOf(args, argument) >= 0 && IsAlive(pid, 0))
+                {
+                    return pid;
+                }
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+        return null;
     }
 
     /// <summary>The fields of <c>/proc/PID/stat</c> after the command name: state, ppid, pgrp, ...; null when gone.</summary>

@@ -70,6 +70,16 @@ public sealed class ClusterScheduler
     /// <summary>The total capacity of the nodes that are up.</summary>
     public ResourceVector UpCapacity => _total.Value;
 
+    /// <summary>What every owner with running work holds now.</summary>
+    public IReadOnlyDictionary<string, ResourceVector> OwnerAllocations => new Dictionary<string, ResourceVector>(_ownerAllocated, StringComparer.Ordinal);
+
+    /// <summary>Refuses a job that could never run here (unknown queue, no node large enough), without queueing it.</summary>
+    public void Check(JobRequest job)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        _ = Validate(job with { Id = long.MinValue });
+    }
+
     /// <summary>What an owner holds now.</summary>
     public ResourceVector OwnerAllocation(string owner) => _ownerAllocated.GetValueOrDefault(owner);
 
@@ -276,6 +286,14 @@ public sealed class ClusterScheduler
         job.PreemptedFor = null;
         Emit("requeued", jobId, null, $"job {jobId} requeued" + (reason is null ? "" : $": {reason}"));
         return true;
+    }
+
+    /// <summary>Events recorded since the last pass by calls other than <see cref="Schedule"/> (node changes, requeues); clears them.</summary>
+    public IReadOnlyList<SchedulerEvent> DrainEvents()
+    {
+        var events = _events.ToArray();
+        _events.Clear();
+        return events;
     }
 
     /// <summary>Runs one scheduling pass.</summary>

@@ -1,3 +1,6 @@
+using AiMass.Execution;
+using AiMass.Jobs;
+using AiMass.Jobs.Storage;
 using AiMass.Registry;
 using AiMass.Registry.Artifacts;
 using AiMass.Registry.Inspection;
@@ -52,6 +55,7 @@ public static class AiMassServer
         app.MapHealthApi();
         app.MapModelsApi();
         app.MapAdminApi();
+        app.MapJobsApi();
         return app;
     }
 
@@ -119,6 +123,23 @@ public static class AiMassServer
                 sp.GetRequiredService<RegistryMetrics>());
         });
         services.AddHostedService<RegistryStartup>();
+        services.AddOptions<JobOptions>().Bind(configuration.GetSection(JobOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddDbContextFactory<JobsDbContext>((sp, o) => JobsDbContext.Configure(o, Path.Combine(DataDirectory(sp), RegistryBackup.DatabaseFile)));
+        services.AddSingleton<IExecutor, LocalExecutor>(_ => new LocalExecutor());
+        services.AddSingleton(sp => new JobMetrics(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
+        services.AddSingleton(sp =>
+        {
+            _ = sp.GetRequiredService<DataDirectoryLock>();
+            return new JobController(
+                sp.GetRequiredService<IDbContextFactory<JobsDbContext>>(),
+                sp.GetRequiredService<IExecutor>(),
+                sp.GetRequiredService<IOptions<JobOptions>>().Value,
+                DataDirectory(sp),
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<JobMetrics>(),
+                sp.GetRequiredService<ILogger<JobController>>());
+        });
+        services.AddHostedService<JobsStartup>();
         services.ConfigureHttpJsonOptions(o => AiMassJson.Configure(o.SerializerOptions));
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx =>
@@ -130,7 +151,7 @@ public static class AiMassServer
         {
             document.Info.Title = "AI Mass control plane API";
             document.Info.Version = Api.ThisAssembly.Version;
-            document.Info.Description = "Model registry, artifacts and administration of the AI Mass control plane. Errors are application/problem+json with a stable 'code'.";
+            document.Info.Description = "Model registry, artifacts, jobs, nodes, queues and administration of the AI Mass control plane. Errors are application/problem+json with a stable 'code'.";
             return Task.CompletedTask;
         }));
         return services;
@@ -147,6 +168,7 @@ public static class AiMassServer
         _ = app.Services.GetRequiredService<IOptions<StorageOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<ServerOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<RegistryOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<JobOptions>>().Value;
         _ = app.Services.GetRequiredService<DataDirectoryLock>();
     }
 

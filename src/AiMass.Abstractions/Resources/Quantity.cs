@@ -200,16 +200,20 @@ public static partial class Quantity
         for (var i = units.Length - 1; i > 0; i--)
         {
             var f = 1L << (10 * i);
-            if (abs >= f && abs % f == 0)
-            {
-                return (bytes / f).ToString(CultureInfo.InvariantCulture) + units[i];
-            }
-        }
-        for (var i = units.Length - 1; i > 0; i--)
-        {
-            var f = 1L << (10 * i);
             if (abs >= f)
             {
+                // Exact when it divides evenly (4Gi, 1536Mi), else one decimal of the largest unit (23.5Gi).
+                for (var j = i; j > 0 && abs >= 1L << (10 * j) && j > i - 1; j--)
+                {
+                    if (abs % (1L << (10 * j)) == 0)
+                    {
+                        return (bytes / (1L << (10 * j))).ToString(CultureInfo.InvariantCulture) + units[j];
+                    }
+                }
+                if (i > 1 && abs % (1L << (10 * (i - 1))) == 0 && abs / (1L << (10 * (i - 1))) < 10_000)
+                {
+                    return (bytes / (1L << (10 * (i - 1)))).ToString(CultureInfo.InvariantCulture) + units[i - 1];
+                }
                 return ((double)bytes / f).ToString("0.0", CultureInfo.InvariantCulture) + units[i];
             }
         }

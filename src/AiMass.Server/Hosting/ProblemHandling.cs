@@ -19,6 +19,9 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
         var (status, code, detail, field) = exception switch
         {
             RegistryException r => (r.Status, r.Code, r.Message, r.Field),
+            Jobs.JobsException j => (j.Status, j.Code, j.Message, j.Field),
+            Specs.SpecException s => (400, ErrorCodes.InvalidArgument, s.Message, s.Errors.Count > 0 ? s.Errors[0].Field : null),
+            Scheduling.SchedulingException s => (400, ErrorCodes.InvalidArgument, s.Message, s.Field),
             BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } b => (413, ErrorCodes.PayloadTooLarge, b.Message, null),
             BadHttpRequestException b when b.InnerException is JsonException j =>
                 (400, ErrorCodes.InvalidArgument, $"the request body is not valid JSON for this call: {j.Message}", j.Path),
@@ -37,9 +40,14 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
         httpContext.Response.StatusCode = status;
         var problem = new ProblemDetails { Status = status, Title = Title(status), Detail = detail };
         problem.Extensions["code"] = code;
-        if (field is not null)
+        if (!string.IsNullOrEmpty(field))
         {
             problem.Extensions["field"] = field;
+        }
+        if (exception is Specs.SpecException spec)
+        {
+            // Every problem of the spec, each with its field, line and column.
+            problem.Extensions["errors"] = spec.Errors.Select(e => new { field = e.Field, line = e.Line, column = e.Column, message = e.Message }).ToArray();
         }
         return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = httpContext, ProblemDetails = problem, Exception = exception });
     }

@@ -1,0 +1,76 @@
+using System.ComponentModel.DataAnnotations;
+using AiMass.Registry;
+
+namespace AiMass.Jobs;
+
+/// <summary>Settings of the job service (configuration section <c>Jobs</c>).</summary>
+public sealed class JobOptions
+{
+    /// <summary>The configuration section.</summary>
+    public const string Section = "Jobs";
+
+    /// <summary>
+    /// A cluster file (<c>aimass up --cluster</c>): policy, queues, nodes, pools. Without one the cluster is one node,
+    /// <c>local</c>, with this machine's CPUs, memory and GPUs.
+    /// </summary>
+    public string? ClusterFile { get; set; }
+
+    /// <summary>Time between SIGTERM and SIGKILL when a job is cancelled, exceeds its walltime, or loses a task.</summary>
+    public TimeSpan KillGrace { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Longest time between two scheduling passes when nothing happens (deadlines are checked then).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
+    public TimeSpan Tick { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How often the live CPU and memory use of tasks is sampled for <c>aimass nodes</c>.</summary>
+    public TimeSpan UsageSampleInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Where tasks run: <c>local</c> (processes of this machine).</summary>
+    [RegularExpression("^local$", ErrorMessage = "Jobs:Backend must be 'local' (the Slurm backend is not built yet)")]
+    public string Backend { get; set; } = "local";
+}
+
+/// <summary>A request the job service refuses; carries the HTTP status, a stable code and the field when known.</summary>
+public sealed class JobsException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public JobsException(int status, string code, string message, string? field = null)
+        : base(message)
+    {
+        Status = status;
+        Code = code;
+        Field = field;
+    }
+
+    /// <summary>Creates an internal error.</summary>
+    public JobsException() : this(500, ErrorCodes.Internal, "job service error")
+    {
+    }
+
+    /// <summary>Creates an internal error with a message.</summary>
+    public JobsException(string message) : this(500, ErrorCodes.Internal, message)
+    {
+    }
+
+    /// <summary>Creates an internal error with an inner exception.</summary>
+    public JobsException(string message, Exception innerException) : base(message, innerException)
+    {
+        Status = 500;
+        Code = ErrorCodes.Internal;
+    }
+
+    /// <summary>HTTP status.</summary>
+    public int Status { get; }
+
+    /// <summary>Stable code.</summary>
+    public string Code { get; }
+
+    /// <summary>The field that was wrong.</summary>
+    public string? Field { get; }
+
+    internal static JobsException NotFound(string message) => new(404, ErrorCodes.NotFound, message);
+
+    internal static JobsException Invalid(string field, string message) => new(400, ErrorCodes.InvalidArgument, message, field);
+
+    internal static JobsException Conflict(string message) => new(409, ErrorCodes.FailedPrecondition, message);
+}

@@ -1,0 +1,72 @@
+namespace AiMass.Jobs.Storage;
+
+internal sealed class JobRow
+{
+    public long Id { get; set; }
+    public string Name { get; set; } = "";
+    /// <summary>The spec as submitted (YAML or JSON); parsed again on recovery.</summary>
+    public string SpecText { get; set; } = "";
+    public string Queue { get; set; } = "";
+    public string Owner { get; set; } = "";
+    public int Priority { get; set; }
+    public JobState State { get; set; }
+    public string? Reason { get; set; }
+    public int Attempt { get; set; }
+    public int Restarts { get; set; }
+    public string? ResumeFrom { get; set; }
+    public bool CancelRequested { get; set; }
+    /// <summary>Why a stopping job stops (cancel, preempted, walltime, task_failed, lost), so a restart finishes the stop the same way.</summary>
+    public string? StopKind { get; set; }
+    public long SubmittedAtMs { get; set; }
+    public long? StartedAtMs { get; set; }
+    public long? EndedAtMs { get; set; }
+}
+
+internal sealed class TaskRow
+{
+    public long Id { get; set; }
+    public long JobId { get; set; }
+    public int Attempt { get; set; }
+    public int TaskIndex { get; set; }
+    public string Node { get; set; } = "";
+    public int Pid { get; set; }
+    public long ProcessStart { get; set; }
+    public string LogPath { get; set; } = "";
+    public string ExitPath { get; set; } = "";
+    public TaskState State { get; set; }
+    public int? ExitCode { get; set; }
+    public string? ExitDescription { get; set; }
+    public long StartedAtMs { get; set; }
+    public long? EndedAtMs { get; set; }
+}
+
+internal sealed class EventRow
+{
+    public long Id { get; set; }
+    public long? JobId { get; set; }
+    public string? Node { get; set; }
+    public long TimeMs { get; set; }
+    public string Kind { get; set; } = "";
+    public string Message { get; set; } = "";
+}
+
+internal sealed class CheckpointRow
+{
+    public long Id { get; set; }
+    public long JobId { get; set; }
+    public int Attempt { get; set; }
+    public long? Step { get; set; }
+    public string Path { get; set; } = "";
+    public long TimeMs { get; set; }
+}
+
+internal sealed class MetricRow
+{
+    public long Id { get; set; }
+    public long JobId { get; set; }
+    public int Attempt { get; set; }
+    public long? Step { get; set; }
+    public long TimeMs { get; set; }
+    public string Name { get; set; } = "";
+    public double Value { get; set; }
+}

@@ -1,0 +1,55 @@
+using AiMass.Client;
+using AiMass.TestSupport;
+
+namespace AiMass.Jobs.Tests;
+
+/// <summary>A control plane with a cluster file of virtual nodes, short grace periods and a fast tick.</summary>
+internal static class JobsHarness
+{
+    public const string TwoNodes = """
+        policy:
+          preemption_grace: 3s
+        nodes:
+          - name: n
+            count: 2
+            resources: {cpu: 2, memory: 2Gi}
+        """;
+
+    public static async Task<TestServer> StartAsync(string cluster = TwoNodes, TempDirectory? directory = null)
+    {
+        directory ??= new TempDirectory();
+        var file = directory.Combine("cluster.yaml");
+        await File.WriteAllTextAsync(file, cluster);
+        return await TestServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["Jobs:ClusterFile"] = file,
+            ["Jobs:KillGrace"] = "00:00:02",
+            ["Jobs:Tick"] = "00:00:00.100",
+            ["Jobs:UsageSampleInterval"] = "00:00:00.200",
+        }, directory: directory);
+    }
+
+    public static async Task<JobInfo> WaitForAsync(this AiMassClient client, long id, Func<JobInfo, bool> condition, string what, int seconds = 30)
+    {
+        JobInfo job = null!;
+        await Poll.UntilAsync(async () =>
+        {
+            job = await client.GetJobAsync(id);
+            return condition(job);
+        }, TimeSpan.FromSeconds(seconds), $"job {id} {what}");
+        return job;
+    }
+
+    public static Task<JobInfo> WaitForStateAsync(this AiMassClient client, long id, JobState state, int seconds = 30) =>
+        client.WaitForAsync(id, j => j.State == state, $"to be {state} (reason so far: see the job)", seconds);
+
+    public static async Task<string> LogsAsync(this AiMassClient client, long id, int? attempt = null, int? task = null)
+    {
+        using var buffer = new MemoryStream();
+        await client.CopyJobLogsAsync(id, buffer, attempt, task);
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    /// <summary>A shell script that waits (up to 60 s) for a file to appear.</summary>
+    public static string WaitFor(string file) => $"i=0; while [ ! -f '{file}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done";
+}
