@@ -43,11 +43,24 @@ public sealed class TestServer : IAsyncDisposable
         return new TestServer(app, directory, app.GetListeningAddress());
     }
 
-    public async ValueTask DisposeAsync()
+    private bool _stopped;
+
+    /// <summary>Stops the control plane and keeps its data directory (to start another server on it).</summary>
+    public async Task ShutdownAsync()
     {
+        if (_stopped)
+        {
+            return;
+        }
+        _stopped = true;
         Client.Dispose();
         await App.StopAsync();
         await App.DisposeAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await ShutdownAsync();
         Directory.Dispose();
     }
 }
