@@ -89,7 +89,7 @@ internal static class Cli
         }
         catch (AiMassApiException ex)
         {
-            var field = ex.Field is null ? "" : $" [{ex.Field}]";
+            var field = ex.Field is null || ex.Message.Contains(ex.Field + ":", StringComparison.Ordinal) ? "" : $" [{ex.Field}]";
             return Fail($"{ex.Message}{field} ({(int)ex.Status} {ex.Code})", (int)ex.Status is >= 400 and < 500 ? ExitCodes.UserError : ExitCodes.InternalError);
         }
         catch (HttpRequestException ex) when (ex.InnerException is SocketException || ex.HttpRequestError == HttpRequestError.ConnectionError)
