@@ -96,7 +96,7 @@ internal static class Cli
         {
             return Fail($"cannot reach the control plane at {parse.GetValue(Server)}: {ex.Message}. Start it with './aimass up' or pass --server URL.", ExitCodes.UserError);
         }
-        catch (RegistryException ex)
+        catch (AiMassException ex)
         {
             return Fail(ex.Message, ex.Status is >= 400 and < 500 ? ExitCodes.UserError : ExitCodes.InternalError);
         }

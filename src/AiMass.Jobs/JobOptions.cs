@@ -31,42 +31,28 @@ public sealed class JobOptions
 }
 
 /// <summary>A request the job service refuses; carries the HTTP status, a stable code and the field when known.</summary>
-public sealed class JobsException : Exception
+public sealed class JobsException : AiMassException
 {
     /// <summary>Creates the exception.</summary>
     public JobsException(int status, string code, string message, string? field = null)
-        : base(message)
+        : base(status, code, message, field)
     {
-        Status = status;
-        Code = code;
-        Field = field;
     }
 
     /// <summary>Creates an internal error.</summary>
-    public JobsException() : this(500, ErrorCodes.Internal, "job service error")
+    public JobsException() : base(500, ErrorCodes.Internal, "job service error")
     {
     }
 
     /// <summary>Creates an internal error with a message.</summary>
-    public JobsException(string message) : this(500, ErrorCodes.Internal, message)
+    public JobsException(string message) : base(message)
     {
     }
 
     /// <summary>Creates an internal error with an inner exception.</summary>
     public JobsException(string message, Exception innerException) : base(message, innerException)
     {
-        Status = 500;
-        Code = ErrorCodes.Internal;
     }
-
-    /// <summary>HTTP status.</summary>
-    public int Status { get; }
-
-    /// <summary>Stable code.</summary>
-    public string Code { get; }
-
-    /// <summary>The field that was wrong.</summary>
-    public string? Field { get; }
 
     internal static JobsException NotFound(string message) => new(404, ErrorCodes.NotFound, message);
 

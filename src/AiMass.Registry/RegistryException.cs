@@ -1,41 +1,28 @@
 namespace AiMass.Registry;
 
 /// <summary>A request the registry refuses; carries the HTTP status, a stable code and, when known, the offending field.</summary>
-public sealed class RegistryException : Exception
+public sealed class RegistryException : AiMassException
 {
+    /// <summary>Creates the exception.</summary>
     public RegistryException(int status, string code, string message, string? field = null)
-        : base(message)
-    {
-        Status = status;
-        Code = code;
-        Field = field;
-    }
-
-    public RegistryException()
-        : this(500, ErrorCodes.Internal, "registry error")
+        : base(status, code, message, field)
     {
     }
 
-    public RegistryException(string message)
-        : this(500, ErrorCodes.Internal, message)
+    /// <summary>Creates an internal error.</summary>
+    public RegistryException() : base(500, ErrorCodes.Internal, "registry error")
     {
     }
 
-    public RegistryException(string message, Exception innerException)
-        : base(message, innerException)
+    /// <summary>Creates an internal error with a message.</summary>
+    public RegistryException(string message) : base(message)
     {
-        Status = 500;
-        Code = ErrorCodes.Internal;
     }
 
-    /// <summary>HTTP status code.</summary>
-    public int Status { get; }
-
-    /// <summary>Stable machine-readable code (see <see cref="ErrorCodes"/>).</summary>
-    public string Code { get; }
-
-    /// <summary>The request field that was wrong, when there is one.</summary>
-    public string? Field { get; }
+    /// <summary>Creates an internal error with an inner exception.</summary>
+    public RegistryException(string message, Exception innerException) : base(message, innerException)
+    {
+    }
 
     internal static RegistryException Invalid(string field, string message) => new(400, ErrorCodes.InvalidArgument, message, field);
 

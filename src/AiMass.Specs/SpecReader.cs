@@ -267,7 +267,12 @@ internal sealed class SpecMap
         return System.Enum.Parse<T>(match);
     }
 
-    public IReadOnlyList<string>? StringList(string key)
+    public IReadOnlyList<string>? StringList(string key) =>
+        List(key, "must be a single value", node => node is YamlScalarNode s && !IsNull(s) ? s.Value : null);
+
+    /// <summary>A list whose items <paramref name="read"/> converts (null: the item is reported with <paramref name="itemError"/>).</summary>
+    private List<T>? List<T>(string key, string itemError, Func<YamlNode, int, T?> read)
+        where T : class
     {
         var node = Raw(key);
         if (node is null)
@@ -279,20 +284,23 @@ internal sealed class SpecMap
             Error(key, "must be a list");
             return null;
         }
-        var list = new List<string>();
+        var list = new List<T>();
         for (var i = 0; i < seq.Children.Count; i++)
         {
-            if (seq.Children[i] is YamlScalarNode s && !IsNull(s))
+            if (read(seq.Children[i], i) is { } item)
             {
-                list.Add(s.Value!);
+                list.Add(item);
             }
             else
             {
-                _errors.Add($"{PathOf(key)}[{i}]", seq.Children[i], "must be a single value");
+                _errors.Add($"{PathOf(key)}[{i}]", seq.Children[i], itemError);
             }
         }
         return list;
     }
+
+    private List<T>? List<T>(string key, string itemError, Func<YamlNode, T?> read)
+        where T : class => List(key, itemError, (node, _) => read(node));
 
     /// <summary>A mapping of strings to strings (labels, env); values are taken as written.</summary>
     public IReadOnlyDictionary<string, string>? StringMap(string key, Func<string, string?>? validateKey = null)
@@ -333,32 +341,8 @@ internal sealed class SpecMap
         return new SpecMap(map, PathOf(key), _errors);
     }
 
-    public IReadOnlyList<SpecMap>? MapList(string key)
-    {
-        var node = Raw(key);
-        if (node is null)
-        {
-            return null;
-        }
-        if (node is not YamlSequenceNode seq)
-        {
-            Error(key, "must be a list");
-            return null;
-        }
-        var list = new List<SpecMap>();
-        for (var i = 0; i < seq.Children.Count; i++)
-        {
-            if (seq.Children[i] is YamlMappingNode m)
-            {
-                list.Add(new SpecMap(m, $"{PathOf(key)}[{i}]", _errors));
-            }
-            else
-            {
-                _errors.Add($"{PathOf(key)}[{i}]", seq.Children[i], "must be a mapping");
-            }
-        }
-        return list;
-    }
+    public IReadOnlyList<SpecMap>? MapList(string key) =>
+        List(key, "must be a mapping", (node, i) => node is YamlMappingNode m ? new SpecMap(m, $"{PathOf(key)}[{i}]", _errors) : null);
 
     /// <summary>Reports every field that no reader asked for.</summary>
     public void RejectUnknown()

@@ -18,8 +18,7 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
         }
         var (status, code, detail, field) = exception switch
         {
-            RegistryException r => (r.Status, r.Code, r.Message, r.Field),
-            Jobs.JobsException j => (j.Status, j.Code, j.Message, j.Field),
+            AiMassException r => (r.Status, r.Code, r.Message, r.Field),
             Specs.SpecException s => (400, ErrorCodes.InvalidArgument, s.Message, s.Errors.Count > 0 ? s.Errors[0].Field : null),
             Scheduling.SchedulingException s => (400, ErrorCodes.InvalidArgument, s.Message, s.Field),
             BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } b => (413, ErrorCodes.PayloadTooLarge, b.Message, null),
