@@ -433,6 +433,26 @@ public sealed partial class JobController : IAsyncDisposable
             await using var db = await _db.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
             var step = new Step(db, _time.GetUtcNow());
             var affected = _scheduler.SetNodeState(name, target, reason ?? "set by an operator");
+            // An operator's drain or down outlives a restart of the control plane (as in Slurm's saved state).
+            var saved = await db.NodeStates.FirstOrDefaultAsync(n => n.Node == name, cancellationToken).ConfigureAwait(false);
+            if (target == NodeState.Up)
+            {
+                if (saved is not null)
+                {
+                    db.NodeStates.Remove(saved);
+                }
+            }
+            else
+            {
+                if (saved is null)
+                {
+                    saved = new NodeStateRow { Node = name };
+                    db.NodeStates.Add(saved);
+                }
+                saved.State = target.ToString().ToLowerInvariant();
+                saved.Reason = reason;
+                saved.TimeMs = step.Now.ToUnixTimeMilliseconds();
+            }
             foreach (var id in affected)
             {
                 if (_jobs.TryGetValue(id, out var job))
@@ -901,6 +921,7 @@ public sealed partial class JobController : IAsyncDisposable
             .OrderBy(j => j.Id).ToListAsync(cancellationToken).ConfigureAwait(false);
         var found = 0;
         var requeued = 0;
+        await RestoreNodesAsync(db, rows, cancellationToken).ConfigureAwait(false);
         foreach (var row in rows)
         {
             JobSpec spec;
@@ -1019,6 +1040,34 @@ public sealed partial class JobController : IAsyncDisposable
         DrainSchedulerEvents(step);
         await step.SaveAsync(cancellationToken).ConfigureAwait(false);
         Wake();
+    }
+
+    /// <summary>
+    /// Brings back the dynamic nodes that running tasks were placed on (virtual nodes of this machine: their tasks
+    /// still run), and the drain and down states operators set.
+    /// </summary>
+    private async Task RestoreNodesAsync(JobsDbContext db, List<JobRow> unfinished, CancellationToken cancellationToken)
+    {
+        var ids = unfinished.Where(j => j.State != JobState.Queued).Select(j => j.Id).ToList();
+        var used = await db.Tasks.AsNoTracking().Where(t => ids.Contains(t.JobId) && t.State == TaskState.Running)
+            .Select(t => t.Node).Distinct().ToListAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var node in used.Where(n => _scheduler.GetNode(n) is null).Order(StringComparer.Ordinal))
+        {
+            var pool = _cluster.Pools.FirstOrDefault(p => p.Kind == PoolKind.Dynamic && p.Template is not null
+                && node.StartsWith(p.Name + "-", StringComparison.Ordinal) && int.TryParse(node.AsSpan(p.Name.Length + 1), NumberStyles.None, CultureInfo.InvariantCulture, out _));
+            if (pool is not null)
+            {
+                _scheduler.AddNode(pool.Template! with { Name = node, Pool = pool.Name });
+            }
+        }
+        foreach (var saved in await db.NodeStates.AsNoTracking().ToListAsync(cancellationToken).ConfigureAwait(false))
+        {
+            // Jobs still placed on a node that is down are handled below like any lost placement.
+            if (_scheduler.GetNode(saved.Node) is not null && Enum.TryParse<NodeState>(saved.State, ignoreCase: true, out var state))
+            {
+                _scheduler.SetNodeState(saved.Node, state, saved.Reason);
+            }
+        }
     }
 
     private bool TrySubmit(Step step, ActiveJob job, JobRequest request)

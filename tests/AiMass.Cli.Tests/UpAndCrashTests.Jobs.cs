@@ -24,7 +24,7 @@ public sealed partial class UpAndCrashTests
             id = JsonDocument.Parse(submit.Stdout).RootElement.GetProperty("id").GetInt64();
             using var client = new AiMassClient(server.Address);
             JobInfo running = null!;
-            await Poll.UntilAsync(async () => (running = await client.GetJobAsync(id)).State == JobState.Running, TimeSpan.FromSeconds(30), "the job to run");
+            await Poll.UntilAsync(async () => (running = await client.GetJobAsync(id)).State == JobState.Running && running.Tasks.Count == 1 && running.Tasks[0].Pid is not null, TimeSpan.FromSeconds(30), "the job to run");
             pid = running.Tasks[0].Pid!.Value;
             await server.KillAsync(); // SIGKILL: no chance to clean up
         }

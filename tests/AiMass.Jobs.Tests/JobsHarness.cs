@@ -43,6 +43,10 @@ internal static class JobsHarness
     public static Task<JobInfo> WaitForStateAsync(this AiMassClient client, long id, JobState state, int seconds = 30) =>
         client.WaitForAsync(id, j => j.State == state, $"to be {state} (reason so far: see the job)", seconds);
 
+    /// <summary>Waits until the job runs and every task's process id is recorded.</summary>
+    public static Task<JobInfo> WaitForRunningAsync(this AiMassClient client, long id, int seconds = 30) =>
+        client.WaitForAsync(id, j => j.State == JobState.Running && j.Tasks.Count > 0 && j.Tasks.All(t => t.Pid is not null), "to run with its processes started", seconds);
+
     public static async Task<string> LogsAsync(this AiMassClient client, long id, int? attempt = null, int? task = null)
     {
         using var buffer = new MemoryStream();

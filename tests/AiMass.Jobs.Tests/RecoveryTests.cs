@@ -16,7 +16,7 @@ public sealed class RecoveryTests
         {
             var job = await first.Client.SubmitJobAsync($"name: survivor\ncommand: echo before; {JobsHarness.WaitFor(go)}; echo after\n");
             id = job.Id;
-            var running = await first.Client.WaitForStateAsync(id, JobState.Running);
+            var running = await first.Client.WaitForRunningAsync(id);
             pid = Assert.Single(running.Tasks).Pid!.Value;
             await first.ShutdownAsync(); // the control plane goes away; the task does not
         }
@@ -47,7 +47,7 @@ public sealed class RecoveryTests
         var first = await JobsHarness.StartAsync(directory: directory);
         {
             id = (await first.Client.SubmitJobAsync($"name: ends-while-down\ncommand: {JobsHarness.WaitFor(go)}; exit 4\n")).Id;
-            await first.Client.WaitForStateAsync(id, JobState.Running);
+            await first.Client.WaitForRunningAsync(id);
             await first.ShutdownAsync();
         }
         await File.WriteAllTextAsync(go, "");

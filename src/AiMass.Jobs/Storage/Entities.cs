@@ -70,3 +70,12 @@ internal sealed class MetricRow
     public string Name { get; set; } = "";
     public double Value { get; set; }
 }
+
+/// <summary>A node state an operator set (drain, down), kept across restarts of the control plane.</summary>
+internal sealed class NodeStateRow
+{
+    public string Node { get; set; } = "";
+    public string State { get; set; } = "";
+    public string? Reason { get; set; }
+    public long TimeMs { get; set; }
+}

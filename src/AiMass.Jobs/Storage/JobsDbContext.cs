@@ -14,6 +14,7 @@ public sealed class JobsDbContext(DbContextOptions<JobsDbContext> options) : DbC
     internal DbSet<EventRow> Events => Set<EventRow>();
     internal DbSet<CheckpointRow> Checkpoints => Set<CheckpointRow>();
     internal DbSet<MetricRow> Metrics => Set<MetricRow>();
+    internal DbSet<NodeStateRow> NodeStates => Set<NodeStateRow>();
 
     /// <inheritdoc />
     protected override void OnModelCreating(ModelBuilder modelBuilder)
@@ -102,6 +103,15 @@ public sealed class JobsDbContext(DbContextOptions<JobsDbContext> options) : DbC
             e.Property(x => x.Value).HasColumnName("value");
             e.HasIndex(x => new { x.JobId, x.Name, x.Id });
             e.HasOne<JobRow>().WithMany().HasForeignKey(x => x.JobId).OnDelete(DeleteBehavior.Cascade);
+        });
+        modelBuilder.Entity<NodeStateRow>(e =>
+        {
+            e.ToTable("node_states");
+            e.HasKey(x => x.Node);
+            e.Property(x => x.Node).HasColumnName("node").HasMaxLength(128);
+            e.Property(x => x.State).HasColumnName("state").HasMaxLength(16);
+            e.Property(x => x.Reason).HasColumnName("reason");
+            e.Property(x => x.TimeMs).HasColumnName("time_ms");
         });
     }
 

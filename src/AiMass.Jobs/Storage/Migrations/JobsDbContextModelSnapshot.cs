@@ -217,6 +217,32 @@ namespace AiMass.Jobs.Storage.Migrations
                     b.ToTable("job_metrics", (string)null);
                 });
 
+            modelBuilder.Entity("AiMass.Jobs.Storage.NodeStateRow", b =>
+                {
+                    b.Property<string>("Node")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("node");
+
+                    b.Property<string>("Reason")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reason");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("state");
+
+                    b.Property<long>("TimeMs")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("time_ms");
+
+                    b.HasKey("Node");
+
+                    b.ToTable("node_states", (string)null);
+                });
+
             modelBuilder.Entity("AiMass.Jobs.Storage.TaskRow", b =>
                 {
                     b.Property<long>("Id")
