@@ -510,9 +510,19 @@ public sealed partial class JobController : IAsyncDisposable
             {
                 return;
             }
-            catch (Exception e) when (e is DbUpdateException or IOException or InvalidOperationException or SchedulingException or JobsException)
+#pragma warning disable CA1031 // the loop must outlive any one failed step, or nothing would be scheduled again
+            catch (Exception e)
+#pragma warning restore CA1031
             {
                 LoopFailed(_logger, e);
+                try
+                {
+                    await Task.Delay(_options.Tick, stop).ConfigureAwait(false); // no hot loop on a persistent failure
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
             }
         }
     }
@@ -757,6 +767,7 @@ public sealed partial class JobController : IAsyncDisposable
         job.KillAt = null;
         step.Dirty(job);
         _jobs.Remove(job.Row.Id);
+        _specs.TryRemove(job.Row.Id, out _);
         _metrics.Finished(job.Row.Queue, state.ToString().ToLowerInvariant());
         if (state == JobState.Succeeded && job.StartedAt is { } s)
         {
@@ -1124,10 +1135,6 @@ public sealed partial class JobController : IAsyncDisposable
     private JobInfo ToInfo(JobRow row, List<TaskRow> tasks, JobSpec? spec)
     {
         spec ??= _specs.TryGetValue(row.Id, out var known) ? known : TryParse(row.SpecText);
-        if (spec is not null)
-        {
-            _specs.TryAdd(row.Id, spec);
-        }
         var view = _snapshot.Jobs.GetValueOrDefault(row.Id);
         var reason = row.State == JobState.Queued && view?.PendingReason is { } pending ? pending : row.Reason;
         return new JobInfo
