@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using AiMass.Server;
 using AiMass.Server.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
@@ -10,6 +11,16 @@ namespace AiMass.Cli;
 /// <summary><c>aimass up</c>: runs the control plane in this process on the embedded default (SQLite + local blobs).</summary>
 internal static class UpCommand
 {
+    private static string DescribeCluster(Jobs.JobController jobs)
+    {
+        var nodes = jobs.Nodes();
+        var total = nodes.Aggregate(Resources.ResourceVector.Zero, (sum, n) => sum + n.Capacity.ToVector());
+        var policy = jobs.Policy;
+        var names = nodes.Count <= 4 ? string.Join(", ", nodes.Select(n => n.Name)) : $"{nodes[0].Name} ... {nodes[^1].Name}";
+        return $"{nodes.Count} node(s) ({names}; {total}), {policy.Ordering.ToString().ToLowerInvariant()} ordering, "
+            + $"{policy.Backfill.ToString().ToLowerInvariant()} backfill, local executor";
+    }
+
     private static string? ClusterFile(string? path)
     {
         if (path is null)
@@ -86,6 +97,7 @@ internal static class UpCommand
                 var address = app.GetListeningAddress();
                 Console.Out.WriteLine($"AI Mass {ThisAssemblyVersion()} control plane listening on {address.ToString().TrimEnd('/')}");
                 Console.Out.WriteLine($"  data directory: {directory}");
+                Console.Out.WriteLine($"  cluster: {DescribeCluster(app.Services.GetRequiredService<Jobs.JobController>())}");
                 Console.Out.WriteLine($"  API: {address}api/v1   OpenAPI: {address}openapi/v1.json");
                 Console.Out.WriteLine("  Press Ctrl-C to stop.");
                 await Console.Out.FlushAsync(ct);

@@ -73,13 +73,13 @@ public enum PlacementStrategy
 /// <param name="Capacity">What it offers to tasks.</param>
 public sealed record NodeSpec(string Name, string Pool, ResourceVector Capacity)
 {
-    /// <summary>Labels jobs select nodes by (besides the implicit <c>node</c>, <c>pool</c> and <c>gpu_model</c>).</summary>
+    /// <summary>Labels jobs select nodes by (besides the implicit <c>node</c>, <c>pool</c>, <c>gpu_model</c> and <c>gpu_memory</c>).</summary>
     public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
 
     /// <summary>The GPU model (e.g. <c>A100</c>), selectable as the label <c>gpu_model</c>.</summary>
     public string? GpuModel { get; init; }
 
-    /// <summary>Memory of one GPU in bytes, if known.</summary>
+    /// <summary>Memory of one GPU in bytes, if known; selectable as the label <c>gpu_memory</c> (e.g. <c>80Gi</c>).</summary>
     public long? GpuMemoryBytes { get; init; }
 }
 

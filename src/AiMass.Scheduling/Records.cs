@@ -70,6 +70,10 @@ internal sealed class NodeRecord
         {
             labels["gpu_model"] = spec.GpuModel;
         }
+        if (spec.GpuMemoryBytes is { } gpuMemory)
+        {
+            labels["gpu_memory"] = Resources.Quantity.FormatBytes(gpuMemory);
+        }
         Labels = labels;
     }
 

@@ -222,8 +222,8 @@ public sealed class PolicyTests
     {
         var c = new TestCluster();
         c.Scheduler.AddNode(new NodeSpec("v100", "old", TestCluster.Res(16, 64, 4)) { GpuModel = "V100" });
-        c.Scheduler.AddNode(new NodeSpec("a100", "new", TestCluster.Res(16, 64, 4)) { GpuModel = "A100" });
-        Assert.Equal("a100", c.Run(c.Job(1, cpu: 1, gpu: 1, selector: ("gpu_model", "A100"))).Tasks.Single().Node);
+        c.Scheduler.AddNode(new NodeSpec("a100", "new", TestCluster.Res(16, 64, 4)) { GpuModel = "A100", GpuMemoryBytes = 80L << 30 });
+        Assert.Equal("a100", c.Run(c.Job(1, cpu: 1, gpu: 1, selector: [("gpu_model", "A100"), ("gpu_memory", "80Gi")])).Tasks.Single().Node);
         Assert.Equal("v100", c.Run(c.Job(2, cpu: 1, gpu: 1, selector: ("pool", "old"))).Tasks.Single().Node);
         var ex = Assert.Throws<SchedulingException>(() => c.Scheduler.Submit(c.Job(3, cpu: 1, selector: ("gpu_model", "H100"))));
         Assert.Contains("gpu_model=H100", ex.Message, StringComparison.Ordinal);
