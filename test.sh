@@ -13,6 +13,8 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 # python3-onnx: onnx.checker validates the ONNX files the tests generate (run with /usr/bin/python3).
 need=()
 /usr/bin/python3 -c 'import onnx' >/dev/null 2>&1 || need+=(python3-onnx)
+# libopenblas0-pthread: the tensor engine's GEMM (cblas_sgemm); the tests check that the native path is used.
+[[ -e /usr/lib/x86_64-linux-gnu/libopenblas.so.0 || -e /usr/lib/aarch64-linux-gnu/libopenblas.so.0 ]] || need+=(libopenblas0-pthread)
 if ((${#need[@]})); then
   echo "test.sh: installing ${need[*]}"
   if [[ $(id -u) -ne 0 ]]; then
