@@ -4,7 +4,7 @@ namespace AiMass.Tensors;
 /// The engine's operators. Each follows the semantics of the ONNX operator it is named after (broadcasting, axes,
 /// attributes) and records itself under that name, so a traced forward pass exports one-to-one.
 /// </summary>
-public static class Ops
+public static partial class Ops
 {
     // ------------------------------------------------------------------------------------------- arithmetic
 

@@ -1,0 +1,707 @@
+namespace AiMass.Tensors;
+
+public static partial class Ops
+{
+    // ------------------------------------------------------------------------------------------- joining and cutting
+
+    /// <summary>Joins tensors along <paramref name="axis"/> (ONNX Concat).</summary>
+    public static Tensor Concat(IReadOnlyList<Tensor> inputs, int axis)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (inputs.Count == 0)
+        {
+            throw new ArgumentException("Concat needs at least one tensor");
+        }
+        var rank = inputs[0].Rank;
+        var a = Shapes.Axis(axis, rank);
+        foreach (var t in inputs)
+        {
+            if (t.Rank != rank || Enumerable.Range(0, rank).Any(d => d != a && t.Shape[d] != inputs[0].Shape[d]))
+            {
+                throw new ArgumentException($"Concat along axis {a}: {Shapes.Format(t.Shape)} does not match {Shapes.Format(inputs[0].Shape)} outside that axis");
+            }
+        }
+        var shape = (int[])inputs[0].Shape.Clone();
+        shape[a] = inputs.Sum(t => t.Shape[a]);
+        var (outer, _, inner) = Split(shape, a);
+        var y = new float[Shapes.Size(shape)];
+        var offset = 0;
+        foreach (var t in inputs)
+        {
+            var block = t.Shape[a] * inner;
+            for (var o = 0; o < outer; o++)
+            {
+                Array.Copy(t.Data, o * block, y, o * shape[a] * inner + offset, block);
+            }
+            offset += block;
+        }
+        var result = new Tensor(y, shape);
+        var parts = inputs.ToArray();
+        return Autograd.Record(result, "Concat", parts, g =>
+        {
+            var grads = new Tensor?[parts.Length];
+            var off = 0;
+            for (var k = 0; k < parts.Length; k++)
+            {
+                var block = parts[k].Shape[a] * inner;
+                var d = new float[parts[k].Length];
+                for (var o = 0; o < outer; o++)
+                {
+                    Array.Copy(g.Data, o * shape[a] * inner + off, d, o * block, block);
+                }
+                off += block;
+                grads[k] = new Tensor(d, (int[])parts[k].Shape.Clone());
+            }
+            return grads;
+        }, new Dictionary<string, object> { ["axis"] = (long)a });
+    }
+
+    /// <summary>Elements <c>starts[i] ≤ index &lt; ends[i]</c> along <paramref name="axes"/> with step 1 (ONNX Slice); negative bounds count from the end.</summary>
+    public static Tensor Slice(Tensor x, int[] starts, int[] ends, int[] axes)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (starts.Length != ends.Length || starts.Length != axes.Length)
+        {
+            throw new ArgumentException("Slice: starts, ends and axes must have the same length");
+        }
+        var lo = new int[x.Rank];
+        var hi = (int[])x.Shape.Clone();
+        for (var i = 0; i < axes.Length; i++)
+        {
+            var a = Shapes.Axis(axes[i], x.Rank);
+            var size = x.Shape[a];
+            lo[a] = Math.Clamp(starts[i] < 0 ? starts[i] + size : starts[i], 0, size);
+            hi[a] = Math.Clamp(ends[i] < 0 ? ends[i] + size : ends[i], lo[a], size);
+        }
+        var shape = hi.Select((h, d) => h - lo[d]).ToArray();
+        var strides = Shapes.Strides(x.Shape);
+        var y = new float[Shapes.Size(shape)];
+        var sources = new int[y.Length];
+        var index = new int[x.Rank];
+        for (var i = 0; i < y.Length; i++)
+        {
+            var source = 0;
+            for (var d = 0; d < x.Rank; d++)
+            {
+                source += (index[d] + lo[d]) * strides[d];
+            }
+            sources[i] = source;
+            y[i] = x.Data[source];
+            for (var d = x.Rank - 1; d >= 0; d--)
+            {
+                if (++index[d] < shape[d])
+                {
+                    break;
+                }
+                index[d] = 0;
+            }
+        }
+        var result = new Tensor(y, shape);
+        return Autograd.Record(result, "Slice", [x], g =>
+        {
+            var dx = new float[x.Length];
+            for (var i = 0; i < sources.Length; i++)
+            {
+                dx[sources[i]] = g.Data[i];
+            }
+            return [new Tensor(dx, (int[])x.Shape.Clone())];
+        }, new Dictionary<string, object>
+        {
+            ["starts"] = lo.Select(v => (long)v).ToArray(),
+            ["ends"] = hi.Select(v => (long)v).ToArray(),
+            ["axes"] = Enumerable.Range(0, x.Rank).Select(v => (long)v).ToArray(),
+        });
+    }
+
+    /// <summary>
+    /// Rows of <paramref name="data"/> picked by integer <paramref name="indices"/> along axis 0 (ONNX Gather; an
+    /// embedding lookup). The result has shape indices.Shape + data.Shape[1..].
+    /// </summary>
+    public static Tensor Gather(Tensor data, Tensor indices)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(indices);
+        var rows = data.Shape[0];
+        var width = data.Length / Math.Max(1, rows);
+        var picks = new int[indices.Length];
+        for (var i = 0; i < picks.Length; i++)
+        {
+            var v = indices.Data[i];
+            var k = (int)v;
+            if (k != v || k < -rows || k >= rows)
+            {
+                throw new ArgumentOutOfRangeException(nameof(indices), $"index {v} at position {i} is not a row of {rows}");
+            }
+            picks[i] = k < 0 ? k + rows : k;
+        }
+        var shape = indices.Shape.Concat(data.Shape.Skip(1)).ToArray();
+        var y = new float[picks.Length * width];
+        for (var i = 0; i < picks.Length; i++)
+        {
+            Array.Copy(data.Data, picks[i] * width, y, i * width, width);
+        }
+        var result = new Tensor(y, shape);
+        return Autograd.Record(result, "Gather", [data, indices], g =>
+        {
+            var d = new float[data.Length];
+            for (var i = 0; i < picks.Length; i++)
+            {
+                var src = g.Data.AsSpan(i * width, width);
+                var dst = d.AsSpan(picks[i] * width, width);
+                for (var j = 0; j < width; j++)
+                {
+                    dst[j] += src[j];
+                }
+            }
+            return [new Tensor(d, (int[])data.Shape.Clone()), null];
+        }, new Dictionary<string, object> { ["axis"] = 0L });
+    }
+
+    // ------------------------------------------------------------------------------------------- convolution
+
+    /// <summary>
+    /// 2-D convolution of x [N, C, H, W] with w [M, C/groups, kH, kW] and an optional bias [M] (ONNX Conv), by im2col
+    /// and one GEMM per group over the whole batch.
+    /// </summary>
+    public static Tensor Conv2d(Tensor x, Tensor w, Tensor? bias = null, int strideH = 1, int strideW = 1, int padH = 0, int padW = 0,
+        int dilationH = 1, int dilationW = 1, int groups = 1)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(w);
+        if (x.Rank != 4 || w.Rank != 4)
+        {
+            throw new ArgumentException($"Conv2d needs x [N, C, H, W] and w [M, C/groups, kH, kW]; got {Shapes.Format(x.Shape)} and {Shapes.Format(w.Shape)}");
+        }
+        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3];
+        int m = w.Shape[0], kh = w.Shape[2], kw = w.Shape[3];
+        if (groups < 1 || c % groups != 0 || m % groups != 0 || w.Shape[1] != c / groups)
+        {
+            throw new ArgumentException($"Conv2d: {c} input channels and {m} filters do not split into {groups} group(s) matching w {Shapes.Format(w.Shape)}");
+        }
+        if (bias is not null && (bias.Rank != 1 || bias.Shape[0] != m))
+        {
+            throw new ArgumentException($"Conv2d: bias must be [{m}], got {Shapes.Format(bias.Shape)}");
+        }
+        var geo = new ConvGeometry(n, c / groups, h, wd, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW);
+        if (geo.OutH <= 0 || geo.OutW <= 0)
+        {
+            throw new ArgumentException($"Conv2d: a {kh}x{kw} kernel (dilation {dilationH}x{dilationW}, padding {padH}x{padW}) does not fit a {h}x{wd} input");
+        }
+        var mg = m / groups;
+        var ckk = geo.Channels * kh * kw;
+        var cols = n * geo.OutH * geo.OutW;
+        var hw = geo.OutH * geo.OutW;
+        var y = new float[n * m * hw];
+        var columns = new float[groups][];
+        var product = new float[mg * cols];
+        for (var gi = 0; gi < groups; gi++)
+        {
+            columns[gi] = geo.Im2Col(x.Data, c, gi);
+            Blas.Sgemm(false, false, mg, cols, ckk, 1, w.Data.AsSpan(gi * mg * ckk), ckk, columns[gi], cols, 0, product, cols);
+            // product is [mg, N·HW]; y is [N, M, HW].
+            for (var f = 0; f < mg; f++)
+            {
+                var b = bias is null ? 0f : bias.Data[gi * mg + f];
+                for (var img = 0; img < n; img++)
+                {
+                    var src = product.AsSpan(f * cols + img * hw, hw);
+                    var dst = y.AsSpan((img * m + gi * mg + f) * hw, hw);
+                    for (var p = 0; p < hw; p++)
+                    {
+                        dst[p] = src[p] + b;
+                    }
+                }
+            }
+        }
+        var result = new Tensor(y, [n, m, geo.OutH, geo.OutW]);
+        Tensor[] inputs = bias is null ? [x, w] : [x, w, bias];
+        return Autograd.Record(result, "Conv", inputs, g =>
+        {
+            var dw = w.RequiresGrad ? new float[w.Length] : null;
+            var dx = x.RequiresGrad ? new float[x.Length] : null;
+            var db = bias is { RequiresGrad: true } ? new float[m] : null;
+            var gm = new float[mg * cols];
+            var dcols = dx is null ? null : new float[ckk * cols];
+            for (var gi = 0; gi < groups; gi++)
+            {
+                // Gather this group's output gradient as [mg, N·HW].
+                for (var f = 0; f < mg; f++)
+                {
+                    for (var img = 0; img < n; img++)
+                    {
+                        g.Data.AsSpan((img * m + gi * mg + f) * hw, hw).CopyTo(gm.AsSpan(f * cols + img * hw, hw));
+                    }
+                }
+                if (dw is not null)
+                {
+                    Blas.Sgemm(false, true, mg, ckk, cols, 1, gm, cols, columns[gi], cols, 0, dw.AsSpan(gi * mg * ckk), ckk);
+                }
+                if (db is not null)
+                {
+                    for (var f = 0; f < mg; f++)
+                    {
+                        double s = 0;
+                        foreach (var v in gm.AsSpan(f * cols, cols))
+                        {
+                            s += v;
+                        }
+                        db[gi * mg + f] = (float)s;
+                    }
+                }
+                if (dx is not null)
+                {
+                    Blas.Sgemm(true, false, ckk, cols, mg, 1, w.Data.AsSpan(gi * mg * ckk), ckk, gm, cols, 0, dcols, cols);
+                    geo.Col2Im(dcols!, dx, c, gi);
+                }
+            }
+            var grads = new Tensor?[inputs.Length];
+            grads[0] = dx is null ? null : new Tensor(dx, (int[])x.Shape.Clone());
+            grads[1] = dw is null ? null : new Tensor(dw, (int[])w.Shape.Clone());
+            if (inputs.Length == 3)
+            {
+                grads[2] = db is null ? null : new Tensor(db, [m]);
+            }
+            return grads;
+        }, new Dictionary<string, object>
+        {
+            ["kernel_shape"] = new long[] { kh, kw },
+            ["strides"] = new long[] { strideH, strideW },
+            ["pads"] = new long[] { padH, padW, padH, padW },
+            ["dilations"] = new long[] { dilationH, dilationW },
+            ["group"] = (long)groups,
+        });
+    }
+
+    /// <summary>Max over windows (ONNX MaxPool); the gradient goes to the first maximum of each window.</summary>
+    public static Tensor MaxPool2d(Tensor x, int kernel, int stride = 0, int padding = 0) => Pool(x, kernel, stride == 0 ? kernel : stride, padding, max: true);
+
+    /// <summary>Mean over windows, padding not counted (ONNX AveragePool, count_include_pad = 0).</summary>
+    public static Tensor AvgPool2d(Tensor x, int kernel, int stride = 0, int padding = 0) => Pool(x, kernel, stride == 0 ? kernel : stride, padding, max: false);
+
+    /// <summary>Mean over H and W: [N, C, H, W] → [N, C, 1, 1] (ONNX GlobalAveragePool).</summary>
+    public static Tensor GlobalAveragePool(Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.Rank != 4)
+        {
+            throw new ArgumentException($"GlobalAveragePool needs [N, C, H, W]; got {Shapes.Format(x.Shape)}");
+        }
+        var hw = x.Shape[2] * x.Shape[3];
+        var planes = x.Shape[0] * x.Shape[1];
+        var y = new float[planes];
+        for (var p = 0; p < planes; p++)
+        {
+            double s = 0;
+            foreach (var v in x.Data.AsSpan(p * hw, hw))
+            {
+                s += v;
+            }
+            y[p] = (float)(s / hw);
+        }
+        var result = new Tensor(y, [x.Shape[0], x.Shape[1], 1, 1]);
+        return Autograd.Record(result, "GlobalAveragePool", [x], g =>
+        {
+            var dx = new float[x.Length];
+            for (var p = 0; p < planes; p++)
+            {
+                dx.AsSpan(p * hw, hw).Fill(g.Data[p] / hw);
+            }
+            return [new Tensor(dx, (int[])x.Shape.Clone())];
+        });
+    }
+
+    private static Tensor Pool(Tensor x, int kernel, int stride, int padding, bool max)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.Rank != 4)
+        {
+            throw new ArgumentException($"pooling needs [N, C, H, W]; got {Shapes.Format(x.Shape)}");
+        }
+        int planes = x.Shape[0] * x.Shape[1], h = x.Shape[2], w = x.Shape[3];
+        var oh = (h + 2 * padding - kernel) / stride + 1;
+        var ow = (w + 2 * padding - kernel) / stride + 1;
+        if (oh <= 0 || ow <= 0 || padding * 2 > kernel)
+        {
+            throw new ArgumentException($"pooling: a {kernel}x{kernel} window with padding {padding} does not fit a {h}x{w} input");
+        }
+        var y = new float[planes * oh * ow];
+        var from = max ? new int[y.Length] : null;
+        var counts = max ? null : new int[oh * ow];
+        Parallelism.For(planes, 1, (p0, p1) =>
+        {
+            for (var p = p0; p < p1; p++)
+            {
+                for (var i = 0; i < oh; i++)
+                {
+                    for (var j = 0; j < ow; j++)
+                    {
+                        var best = float.NegativeInfinity;
+                        var bestAt = -1;
+                        double sum = 0;
+                        var count = 0;
+                        for (var a = 0; a < kernel; a++)
+                        {
+                            var r = i * stride - padding + a;
+                            if ((uint)r >= (uint)h)
+                            {
+                                continue;
+                            }
+                            for (var b = 0; b < kernel; b++)
+                            {
+                                var col = j * stride - padding + b;
+                                if ((uint)col >= (uint)w)
+                                {
+                                    continue;
+                                }
+                                var at = p * h * w + r * w + col;
+                                var v = x.Data[at];
+                                if (v > best)
+                                {
+                                    best = v;
+                                    bestAt = at;
+                                }
+                                sum += v;
+                                count++;
+                            }
+                        }
+                        var o = p * oh * ow + i * ow + j;
+                        if (max)
+                        {
+                            y[o] = best;
+                            from![o] = bestAt;
+                        }
+                        else
+                        {
+                            y[o] = (float)(sum / count);
+                            counts![i * ow + j] = count;
+                        }
+                    }
+                }
+            }
+        });
+        var result = new Tensor(y, [x.Shape[0], x.Shape[1], oh, ow]);
+        var attributes = new Dictionary<string, object>
+        {
+            ["kernel_shape"] = new long[] { kernel, kernel },
+            ["strides"] = new long[] { stride, stride },
+            ["pads"] = new long[] { padding, padding, padding, padding },
+        };
+        return Autograd.Record(result, max ? "MaxPool" : "AveragePool", [x], g =>
+        {
+            var dx = new float[x.Length];
+            if (max)
+            {
+                for (var o = 0; o < y.Length; o++)
+                {
+                    dx[from![o]] += g.Data[o];
+                }
+            }
+            else
+            {
+                for (var p = 0; p < planes; p++)
+                {
+                    for (var i = 0; i < oh; i++)
+                    {
+                        for (var j = 0; j < ow; j++)
+                        {
+                            var share = g.Data[p * oh * ow + i * ow + j] / counts![i * ow + j];
+                            for (var a = 0; a < kernel; a++)
+                            {
+                                var r = i * stride - padding + a;
+                                for (var b = 0; b < kernel && (uint)r < (uint)h; b++)
+                                {
+                                    var col = j * stride - padding + b;
+                                    if ((uint)col < (uint)w)
+                                    {
+                                        dx[p * h * w + r * w + col] += share;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return [new Tensor(dx, (int[])x.Shape.Clone())];
+        }, attributes);
+    }
+
+    // ------------------------------------------------------------------------------------------- normalisation
+
+    /// <summary>
+    /// Batch normalisation of x [N, C, ...] per channel (ONNX BatchNormalization). Training uses the batch's mean and
+    /// (biased) variance and updates the running statistics in place: running = momentum · running + (1 − momentum) · batch
+    /// (the unbiased variance, as PyTorch does); inference uses the running statistics.
+    /// </summary>
+    public static Tensor BatchNormalization(Tensor x, Tensor scale, Tensor bias, Tensor runningMean, Tensor runningVar, bool training,
+        float momentum = 0.9f, float epsilon = 1e-5f)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.Rank < 2)
+        {
+            throw new ArgumentException($"BatchNormalization needs [N, C, ...]; got {Shapes.Format(x.Shape)}");
+        }
+        int n = x.Shape[0], c = x.Shape[1];
+        var spatial = x.Length / Math.Max(1, n * c);
+        var count = n * spatial;
+        var mean = new float[c];
+        var invStd = new float[c];
+        for (var ch = 0; ch < c; ch++)
+        {
+            if (!training)
+            {
+                mean[ch] = runningMean.Data[ch];
+                invStd[ch] = 1f / MathF.Sqrt(runningVar.Data[ch] + epsilon);
+                continue;
+            }
+            double s = 0, s2 = 0;
+            for (var i = 0; i < n; i++)
+            {
+                foreach (var v in x.Data.AsSpan((i * c + ch) * spatial, spatial))
+                {
+                    s += v;
+                    s2 += (double)v * v;
+                }
+            }
+            var mu = s / count;
+            var variance = Math.Max(0, s2 / count - mu * mu);
+            mean[ch] = (float)mu;
+            invStd[ch] = (float)(1 / Math.Sqrt(variance + epsilon));
+            runningMean.Data[ch] = momentum * runningMean.Data[ch] + (1 - momentum) * (float)mu;
+            runningVar.Data[ch] = momentum * runningVar.Data[ch] + (1 - momentum) * (float)(count > 1 ? variance * count / (count - 1) : variance);
+        }
+        var xhat = new float[x.Length];
+        var y = new float[x.Length];
+        for (var i = 0; i < n; i++)
+        {
+            for (var ch = 0; ch < c; ch++)
+            {
+                var o = (i * c + ch) * spatial;
+                for (var k = 0; k < spatial; k++)
+                {
+                    xhat[o + k] = (x.Data[o + k] - mean[ch]) * invStd[ch];
+                    y[o + k] = scale.Data[ch] * xhat[o + k] + bias.Data[ch];
+                }
+            }
+        }
+        var result = new Tensor(y, (int[])x.Shape.Clone());
+        return Autograd.Record(result, "BatchNormalization", [x, scale, bias, runningMean, runningVar], g =>
+        {
+            var dScale = new float[c];
+            var dBias = new float[c];
+            var dx = new float[x.Length];
+            for (var ch = 0; ch < c; ch++)
+            {
+                double sg = 0, sgx = 0;
+                for (var i = 0; i < n; i++)
+                {
+                    var o = (i * c + ch) * spatial;
+                    for (var k = 0; k < spatial; k++)
+                    {
+                        sg += g.Data[o + k];
+                        sgx += g.Data[o + k] * xhat[o + k];
+                    }
+                }
+                dScale[ch] = (float)sgx;
+                dBias[ch] = (float)sg;
+                for (var i = 0; i < n; i++)
+                {
+                    var o = (i * c + ch) * spatial;
+                    for (var k = 0; k < spatial; k++)
+                    {
+                        dx[o + k] = training
+                            ? (float)(scale.Data[ch] * invStd[ch] * (g.Data[o + k] - sg / count - xhat[o + k] * sgx / count))
+                            : scale.Data[ch] * invStd[ch] * g.Data[o + k];
+                    }
+                }
+            }
+            return [new Tensor(dx, (int[])x.Shape.Clone()), new Tensor(dScale, [c]), new Tensor(dBias, [c]), null, null];
+        }, new Dictionary<string, object> { ["epsilon"] = epsilon, ["momentum"] = momentum, ["training_mode"] = training ? 1L : 0L });
+    }
+
+    /// <summary>Layer normalisation over the dimensions from <paramref name="axis"/> on (ONNX LayerNormalization).</summary>
+    public static Tensor LayerNormalization(Tensor x, Tensor scale, Tensor bias, int axis = -1, float epsilon = 1e-5f)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        var a = Shapes.Axis(axis, x.Rank);
+        var width = Shapes.Size(x.Shape.AsSpan(a));
+        var rows = x.Length / Math.Max(1, width);
+        if (scale.Length != width || bias.Length != width)
+        {
+            throw new ArgumentException($"LayerNormalization: scale and bias must have {width} values (the normalised dimensions {Shapes.Format(x.Shape.AsSpan(a))})");
+        }
+        var xhat = new float[x.Length];
+        var invStd = new float[rows];
+        var y = new float[x.Length];
+        for (var r = 0; r < rows; r++)
+        {
+            var row = x.Data.AsSpan(r * width, width);
+            double s = 0, s2 = 0;
+            foreach (var v in row)
+            {
+                s += v;
+                s2 += (double)v * v;
+            }
+            var mu = s / width;
+            var inv = (float)(1 / Math.Sqrt(Math.Max(0, s2 / width - mu * mu) + epsilon));
+            invStd[r] = inv;
+            for (var k = 0; k < width; k++)
+            {
+                var h = (float)(row[k] - mu) * inv;
+                xhat[r * width + k] = h;
+                y[r * width + k] = scale.Data[k] * h + bias.Data[k];
+            }
+        }
+        var result = new Tensor(y, (int[])x.Shape.Clone());
+        return Autograd.Record(result, "LayerNormalization", [x, scale, bias], g =>
+        {
+            var dScale = new float[width];
+            var dBias = new float[width];
+            var dx = new float[x.Length];
+            var gh = new double[width];
+            for (var r = 0; r < rows; r++)
+            {
+                double sum = 0, sumH = 0;
+                for (var k = 0; k < width; k++)
+                {
+                    var gv = g.Data[r * width + k];
+                    var h = xhat[r * width + k];
+                    dScale[k] += gv * h;
+                    dBias[k] += gv;
+                    gh[k] = gv * scale.Data[k];
+                    sum += gh[k];
+                    sumH += gh[k] * h;
+                }
+                for (var k = 0; k < width; k++)
+                {
+                    dx[r * width + k] = (float)(invStd[r] * (gh[k] - sum / width - xhat[r * width + k] * sumH / width));
+                }
+            }
+            return [new Tensor(dx, (int[])x.Shape.Clone()), new Tensor(dScale, (int[])scale.Shape.Clone()), new Tensor(dBias, (int[])bias.Shape.Clone())];
+        }, new Dictionary<string, object> { ["axis"] = (long)a, ["epsilon"] = epsilon });
+    }
+
+    /// <summary>
+    /// Inverted dropout: in training, zeroes each value with probability <paramref name="p"/> and scales the rest by
+    /// 1/(1−p), drawing from <paramref name="random"/>; outside training it is the identity and records nothing.
+    /// </summary>
+    public static Tensor Dropout(Tensor x, float p, bool training, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(random);
+        if (p is < 0 or >= 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(p), $"dropout probability must be in [0, 1), got {p}");
+        }
+        if (!training || p == 0)
+        {
+            return x;
+        }
+        var keep = 1f / (1 - p);
+        var mask = new float[x.Length];
+        for (var i = 0; i < mask.Length; i++)
+        {
+            mask[i] = random.NextSingle() >= p ? keep : 0f;
+        }
+        var y = new float[x.Length];
+        for (var i = 0; i < y.Length; i++)
+        {
+            y[i] = x.Data[i] * mask[i];
+        }
+        var result = new Tensor(y, (int[])x.Shape.Clone());
+        return Autograd.Record(result, "Dropout", [x], g =>
+        {
+            var dx = new float[x.Length];
+            for (var i = 0; i < dx.Length; i++)
+            {
+                dx[i] = g.Data[i] * mask[i];
+            }
+            return [new Tensor(dx, (int[])x.Shape.Clone())];
+        }, new Dictionary<string, object> { ["ratio"] = p });
+    }
+}
+
+/// <summary>Geometry of a 2-D convolution and the im2col / col2im transforms over a whole batch.</summary>
+internal sealed record ConvGeometry(int Batch, int Channels, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int DH, int DW)
+{
+    public int OutH { get; } = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1;
+
+    public int OutW { get; } = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
+
+    /// <summary>Columns [Channels·KH·KW, Batch·OutH·OutW] of one channel group of x [Batch, totalChannels, H, W].</summary>
+    public float[] Im2Col(float[] x, int totalChannels, int group)
+    {
+        var hw = OutH * OutW;
+        var cols = Batch * hw;
+        var result = new float[Channels * KH * KW * cols];
+        Parallelism.For(Channels * KH * KW, 1, (r0, r1) =>
+        {
+            for (var row = r0; row < r1; row++)
+            {
+                var ch = row / (KH * KW);
+                var ki = row / KW % KH;
+                var kj = row % KW;
+                var dst = result.AsSpan(row * cols, cols);
+                for (var img = 0; img < Batch; img++)
+                {
+                    var plane = ((img * totalChannels) + group * Channels + ch) * H * W;
+                    for (var oi = 0; oi < OutH; oi++)
+                    {
+                        var r = oi * SH - PH + ki * DH;
+                        var o = img * hw + oi * OutW;
+                        if ((uint)r >= (uint)H)
+                        {
+                            dst.Slice(o, OutW).Clear();
+                            continue;
+                        }
+                        for (var oj = 0; oj < OutW; oj++)
+                        {
+                            var col = oj * SW - PW + kj * DW;
+                            dst[o + oj] = (uint)col < (uint)W ? x[plane + r * W + col] : 0f;
+                        }
+                    }
+                }
+            }
+        });
+        return result;
+    }
+
+    /// <summary>Adds columns back into dx (the adjoint of <see cref="Im2Col"/>); parallel over channels, so deterministic.</summary>
+    public void Col2Im(float[] columns, float[] dx, int totalChannels, int group)
+    {
+        var hw = OutH * OutW;
+        var cols = Batch * hw;
+        Parallelism.For(Channels, 1, (c0, c1) =>
+        {
+            for (var ch = c0; ch < c1; ch++)
+            {
+                for (var ki = 0; ki < KH; ki++)
+                {
+                    for (var kj = 0; kj < KW; kj++)
+                    {
+                        var src = columns.AsSpan(((ch * KH + ki) * KW + kj) * cols, cols);
+                        for (var img = 0; img < Batch; img++)
+                        {
+                            var plane = ((img * totalChannels) + group * Channels + ch) * H * W;
+                            for (var oi = 0; oi < OutH; oi++)
+                            {
+                                var r = oi * SH - PH + ki * DH;
+                                if ((uint)r >= (uint)H)
+                                {
+                                    continue;
+                                }
+                                for (var oj = 0; oj < OutW; oj++)
+                                {
+                                    var col = oj * SW - PW + kj * DW;
+                                    if ((uint)col < (uint)W)
+                                    {
+                                        dx[plane + r * W + col] += src[img * hw + oi * OutW + oj];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
