@@ -15,6 +15,8 @@ need=()
 /usr/bin/python3 -c 'import onnx' >/dev/null 2>&1 || need+=(python3-onnx)
 # libopenblas0-pthread: the tensor engine's GEMM (cblas_sgemm); the tests check that the native path is used.
 [[ -e /usr/lib/x86_64-linux-gnu/libopenblas.so.0 || -e /usr/lib/aarch64-linux-gnu/libopenblas.so.0 ]] || need+=(libopenblas0-pthread)
+# dataset-fashion-mnist: the IDX reader is tested on the real files (the training benchmark uses them too).
+[[ -e /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]] || need+=(dataset-fashion-mnist)
 if ((${#need[@]})); then
   echo "test.sh: installing ${need[*]}"
   if [[ $(id -u) -ne 0 ]]; then

@@ -145,6 +145,14 @@ public static class Init
         return Tensor.RandomUniform(random, -bound, bound, shape);
     }
 
+    /// <summary>Weights by the chosen scheme.</summary>
+    public static Tensor Weights(WeightInit init, Random random, int fanIn, int fanOut, params int[] shape) => init switch
+    {
+        WeightInit.Kaiming => KaimingUniform(random, fanIn, shape),
+        WeightInit.Xavier => XavierUniform(random, fanIn, fanOut, shape),
+        _ => Tensor.RandomUniform(random, -1f / MathF.Sqrt(Math.Max(1, fanIn)), 1f / MathF.Sqrt(Math.Max(1, fanIn)), shape),
+    };
+
     /// <summary>Bias initialisation as PyTorch does it: U(−1/√fan_in, 1/√fan_in).</summary>
     public static Tensor Bias(Random random, int fanIn, int size)
     {
@@ -156,6 +164,12 @@ public static class Init
 /// <summary>How a layer's weights start.</summary>
 public enum WeightInit
 {
+    /// <summary>
+    /// PyTorch's default for linear and convolution layers (Kaiming uniform with a = √5, that is U(±1/√fan_in)), so a
+    /// model ported from PyTorch starts from the same distribution.
+    /// </summary>
+    Default,
+
     /// <summary>Kaiming uniform (for ReLU-family activations).</summary>
     Kaiming,
 
@@ -167,12 +181,10 @@ public enum WeightInit
 public sealed class Linear : Module
 {
     /// <summary>Creates the layer with weights from <paramref name="random"/>.</summary>
-    public Linear(int inFeatures, int outFeatures, Random random, bool bias = true, WeightInit init = WeightInit.Kaiming)
+    public Linear(int inFeatures, int outFeatures, Random random, bool bias = true, WeightInit init = WeightInit.Default)
     {
         ArgumentNullException.ThrowIfNull(random);
-        Weight = Parameter("weight", init == WeightInit.Kaiming
-            ? Init.KaimingUniform(random, inFeatures, outFeatures, inFeatures)
-            : Init.XavierUniform(random, inFeatures, outFeatures, outFeatures, inFeatures));
+        Weight = Parameter("weight", Init.Weights(init, random, inFeatures, outFeatures, outFeatures, inFeatures));
         BiasTensor = bias ? Parameter("bias", Init.Bias(random, inFeatures, outFeatures)) : null;
     }
 
@@ -201,11 +213,12 @@ public sealed class Conv2d : Module
     private readonly int _groups;
 
     /// <summary>Creates the layer (square kernel, stride, padding and dilation).</summary>
-    public Conv2d(int inChannels, int outChannels, int kernel, Random random, int stride = 1, int padding = 0, int dilation = 1, int groups = 1, bool bias = true)
+    public Conv2d(int inChannels, int outChannels, int kernel, Random random, int stride = 1, int padding = 0, int dilation = 1, int groups = 1, bool bias = true,
+        WeightInit init = WeightInit.Default)
     {
         ArgumentNullException.ThrowIfNull(random);
         var fanIn = inChannels / groups * kernel * kernel;
-        Weight = Parameter("weight", Init.KaimingUniform(random, fanIn, outChannels, inChannels / groups, kernel, kernel));
+        Weight = Parameter("weight", Init.Weights(init, random, fanIn, outChannels * kernel * kernel, outChannels, inChannels / groups, kernel, kernel));
         BiasTensor = bias ? Parameter("bias", Init.Bias(random, fanIn, outChannels)) : null;
         (_stride, _padding, _dilation, _groups) = (stride, padding, dilation, groups);
     }
