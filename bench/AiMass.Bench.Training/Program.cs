@@ -1,5 +1,5 @@
 // Training benchmark (issue 5): the Fashion-MNIST MLP 784-256-128-10, Adam 1e-3, batch 64, against PyTorch in the same run.
-//   dotnet AiMass.Bench.Training.dll [EPOCHS=5] [THREADS=2] [DATA=/usr/share/datasets/fashion-mnist]
+//   dotnet AiMass.Bench.Training.dll [EPOCHS=5] [THREADS=2] [DATA=/usr/share/datasets/fashion-mnist] [--no-peer]
 // Needs Debian's dataset-fashion-mnist, and python3-torch for the reference.
 using System.Diagnostics;
 using System.Globalization;
@@ -13,6 +13,7 @@ using Tensor = AiMass.Tensors.Tensor;
 var epochs = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 5;
 var threads = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 2;
 var root = args.Length > 2 ? args[2] : "/usr/share/datasets/fashion-mnist";
+var withPeer = !args.Contains("--no-peer");
 Parallelism.Threads = threads;
 
 var train = Idx.Read(Path.Combine(root, "train-images-idx3-ubyte.gz"));
@@ -83,8 +84,9 @@ foreach (var a in new[] { script, epochs.ToString(CultureInfo.InvariantCulture),
 {
     info.ArgumentList.Add(a);
 }
-using (var python = Process.Start(info)!)
+if (withPeer)
 {
+    using var python = Process.Start(info)!;
     string? line;
     while ((line = python.StandardOutput.ReadLine()) is not null)
     {

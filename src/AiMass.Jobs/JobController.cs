@@ -880,6 +880,21 @@ public sealed partial class JobController : IAsyncDisposable
             {
                 // The control plane stops; the task keeps running and is found again at the next start.
             }
+#pragma warning disable CA1031 // a watcher that dies silently would leave its job running forever
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                // Kill it first: a task nobody follows must not run on while its job is requeued.
+                try
+                {
+                    _executor.Terminate(task.Handle, kill: true);
+                }
+                catch (IOException)
+                {
+                }
+                _exits.Enqueue((job, task, TaskExit.Lost($"the executor could not follow the task: {e.Message}")));
+                Wake();
+            }
         });
     }
 
