@@ -76,35 +76,7 @@ public static class Autograd
     /// <summary>Propagates <paramref name="grad"/> (dL/d<paramref name="root"/>) back to every leaf that requires gradients.</summary>
     internal static void Backward(Tensor root, Tensor grad)
     {
-        // Topological order by an iterative depth-first search (deep graphs must not overflow the stack).
-        var order = new List<Tensor>();
-        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-        var stack = new Stack<(Tensor Tensor, bool Expanded)>();
-        stack.Push((root, false));
-        while (stack.Count > 0)
-        {
-            var (t, expanded) = stack.Pop();
-            if (expanded)
-            {
-                order.Add(t);
-                continue;
-            }
-            if (!visited.Add(t))
-            {
-                continue;
-            }
-            stack.Push((t, true));
-            if (t.Creator is { } node)
-            {
-                foreach (var input in node.Inputs)
-                {
-                    if (input.RequiresGrad && !visited.Contains(input))
-                    {
-                        stack.Push((input, false));
-                    }
-                }
-            }
-        }
+        var order = TopologicalOrder(root, input => input.RequiresGrad);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [root] = grad };
         using var _ = NoGrad();
         for (var i = order.Count - 1; i >= 0; i--)
@@ -134,6 +106,43 @@ public static class Autograd
                 grads[input] = grads.TryGetValue(input, out var existing) ? Ops.AddInPlace(existing.Detach(), ig) : ig;
             }
         }
+    }
+
+    /// <summary>
+    /// The tensors <paramref name="root"/> was computed from, inputs before results (an iterative depth-first search,
+    /// so deep graphs cannot overflow the stack); <paramref name="follow"/> says which inputs to walk into.
+    /// </summary>
+    internal static List<Tensor> TopologicalOrder(Tensor root, Func<Tensor, bool> follow)
+    {
+        var order = new List<Tensor>();
+        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(Tensor Tensor, bool Expanded)>();
+        stack.Push((root, false));
+        while (stack.Count > 0)
+        {
+            var (t, expanded) = stack.Pop();
+            if (expanded)
+            {
+                order.Add(t);
+                continue;
+            }
+            if (!visited.Add(t))
+            {
+                continue;
+            }
+            stack.Push((t, true));
+            if (t.Creator is { } node)
+            {
+                foreach (var input in node.Inputs)
+                {
+                    if (follow(input) && !visited.Contains(input))
+                    {
+                        stack.Push((input, false));
+                    }
+                }
+            }
+        }
+        return order;
     }
 
     private sealed class Scope(Action dispose) : IDisposable

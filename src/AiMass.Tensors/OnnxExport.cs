@@ -122,32 +122,7 @@ public static class OnnxExport
         }
 
         /// <summary>The recorded nodes between the input and the output, in execution order.</summary>
-        private List<Tensor> Order()
-        {
-            var order = new List<Tensor>();
-            var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-            var stack = new Stack<(Tensor Tensor, bool Expanded)>();
-            stack.Push((output, false));
-            while (stack.Count > 0)
-            {
-                var (t, expanded) = stack.Pop();
-                if (expanded)
-                {
-                    order.Add(t);
-                    continue;
-                }
-                if (!visited.Add(t) || t.Creator is null)
-                {
-                    continue;
-                }
-                stack.Push((t, true));
-                foreach (var i in t.Creator.Inputs)
-                {
-                    stack.Push((i, false));
-                }
-            }
-            return order;
-        }
+        private List<Tensor> Order() => Autograd.TopologicalOrder(output, _ => true).Where(t => t.Creator is not null).ToList();
 
         private string NameOf(Tensor t)
         {
