@@ -133,9 +133,10 @@ double Accuracy(Module m)
     m.Eval();
     var correct = 0;
     using var _ = Autograd.NoGrad();
-    for (var start = 0; start < test.Count; start += 1000)
+    // Batches of 500 images (1.5 MB) stay under the 2 MB large-object threshold the training process sets.
+    for (var start = 0; start < test.Count; start += 500)
     {
-        var n = Math.Min(1000, test.Count - start);
+        var n = Math.Min(500, test.Count - start);
         var logits = m.Forward(Tensor.FromArray(test.Values.AsSpan(start * Features, n * Features).ToArray(), n, Features)).ToArray();
         for (var i = 0; i < n; i++)
         {
