@@ -108,7 +108,8 @@ public static unsafe class Blas
         var aCopy = a.ToArray();
         var cArray = new float[m * ldc];
         c[..Math.Min(c.Length, m * ldc)].CopyTo(cArray);
-        Parallelism.For(m, Math.Max(1, 32_768 / Math.Max(1, n * Math.Max(1, k) / 64)), (from, to) =>
+        // Rows per chunk: about 64k multiply-adds of work each.
+        Parallelism.For(m, Math.Max(1, 65_536 / Math.Max(1, n * k)), (from, to) =>
         {
             var row = new float[n];
             for (var i = from; i < to; i++)

@@ -97,6 +97,41 @@ internal static class Kernels
         return result;
     }
 
+    /// <summary>Writes <paramref name="source"/> broadcast to <paramref name="shape"/> into <paramref name="destination"/> (the adjoint of <see cref="SumTo"/>).</summary>
+    public static void BroadcastInto(Tensor source, int[] shape, float[] destination)
+    {
+        var rank = shape.Length;
+        var inner = rank == 0 ? 1 : shape[rank - 1];
+        if (source.Length == inner && (source.Rank == 0 || source.Shape[^1] == inner))
+        {
+            // A row (a bias): copy it into every row.
+            for (var o = 0; o + inner <= destination.Length; o += inner)
+            {
+                source.Data.CopyTo(destination, o);
+            }
+            return;
+        }
+        var strides = Shapes.BroadcastStrides(source.Shape, shape);
+        var index = new int[rank];
+        for (var i = 0; i < destination.Length; i++)
+        {
+            var offset = 0;
+            for (var d = 0; d < rank; d++)
+            {
+                offset += index[d] * strides[d];
+            }
+            destination[i] = source.Data[offset];
+            for (var d = rank - 1; d >= 0; d--)
+            {
+                if (++index[d] < shape[d])
+                {
+                    break;
+                }
+                index[d] = 0;
+            }
+        }
+    }
+
     /// <summary>Sums a broadcast gradient back to <paramref name="shape"/> (the reverse of broadcasting); sequential, so deterministic.</summary>
     public static Tensor SumTo(Tensor grad, int[] shape)
     {

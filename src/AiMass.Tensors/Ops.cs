@@ -375,12 +375,11 @@ public static partial class Ops
         var y = new float[m * n];
         if (c is not null && beta != 0)
         {
-            var bias = Kernels.Binary<AddOp>(Tensor.Zeros(m, n), c, out var biasShape);
-            if (!Shapes.SameShape(biasShape, [m, n]))
+            if (c.Rank > 2 || !Shapes.SameShape(Shapes.Broadcast(c.Shape, [m, n]), [m, n]))
             {
                 throw new ArgumentException($"Gemm: C {Shapes.Format(c.Shape)} does not broadcast to [{m}, {n}]");
             }
-            bias.CopyTo(y, 0);
+            Kernels.BroadcastInto(c, [m, n], y);
         }
         Blas.Sgemm(transA, transB, m, n, k, alpha, a.Data, a.Shape[1], b.Data, b.Shape[1], c is null ? 0 : beta, y, n);
         var result = new Tensor(y, [m, n]);

@@ -94,27 +94,29 @@ internal static class JobsApi
 
     private static async Task<string> ReadSpecAsync(HttpContext http, CancellationToken ct)
     {
+        static JobsException TooLarge() => new(413, Registry.ErrorCodes.PayloadTooLarge, $"a job spec may be at most {MaxSpecBytes / 1024} KiB");
         if (http.Request.ContentLength > MaxSpecBytes)
         {
-            throw new JobsException(413, Registry.ErrorCodes.PayloadTooLarge, $"a job spec may be at most {MaxSpecBytes / 1024} KiB");
+            throw TooLarge();
         }
+        // Read in small pieces so a typical spec of a few hundred bytes costs no megabyte buffer.
         using var reader = new StreamReader(http.Request.Body, Encoding.UTF8);
-        var buffer = new char[MaxSpecBytes + 1];
-        var read = 0;
+        var text = new StringBuilder();
+        var buffer = new char[4096];
         int n;
-        while (read < buffer.Length && (n = await reader.ReadAsync(buffer.AsMemory(read), ct)) > 0)
+        while ((n = await reader.ReadAsync(buffer, ct)) > 0)
         {
-            read += n;
+            text.Append(buffer, 0, n);
+            if (text.Length > MaxSpecBytes)
+            {
+                throw TooLarge();
+            }
         }
-        if (read > MaxSpecBytes)
-        {
-            throw new JobsException(413, Registry.ErrorCodes.PayloadTooLarge, $"a job spec may be at most {MaxSpecBytes / 1024} KiB");
-        }
-        if (read == 0)
+        if (text.Length == 0)
         {
             throw new JobsException(400, Registry.ErrorCodes.InvalidArgument, "the request body must be a job spec in YAML or JSON");
         }
-        return new string(buffer, 0, read);
+        return text.ToString();
     }
 
     private static async Task LogsAsync(long id, HttpContext http, JobController controller, int? attempt, int? task, bool? follow, CancellationToken ct)
