@@ -100,6 +100,14 @@ internal static class Cli
         {
             return Fail(ex.Message, ex.Status is >= 400 and < 500 ? ExitCodes.UserError : ExitCodes.InternalError);
         }
+        catch (Specs.SpecException ex)
+        {
+            return Fail(ex.Message, ExitCodes.UserError);
+        }
+        catch (Training.TrainingException ex)
+        {
+            return Fail(ex.Message, ExitCodes.UserError);
+        }
         catch (OperationCanceledException)
         {
             return Fail("cancelled", ExitCodes.UserError);

@@ -48,26 +48,32 @@ internal static class JobsCommands
                 Cli.Print(parse, job, $"job {job.Id} submitted ({Word(job.State)}): {job.Name}, {job.Replicas} task(s) of {job.Resources}");
                 return;
             }
-            if (!Cli.WantsJson(parse))
-            {
-                Console.Error.WriteLine($"job {job.Id} submitted: {job.Name}");
-            }
-            if (parse.GetValue(follow))
-            {
-                var stdout = Console.OpenStandardOutput();
-                await using (stdout)
-                {
-                    await client.CopyJobLogsAsync(job.Id, stdout, follow: true, cancellationToken: ct);
-                }
-            }
-            var final = await WaitAsync(client, job.Id, ct);
-            Cli.Print(parse, final, $"job {final.Id} {Word(final.State)}: {final.Reason}");
-            if (final.State != JobState.Succeeded)
-            {
-                throw new SilentFailure();
-            }
+            await FollowAsync(parse, client, job, parse.GetValue(follow), ct);
         }));
         return command;
+    }
+
+    /// <summary>After a submission: prints the logs when <paramref name="follow"/>, waits for the end, and fails unless the job succeeded.</summary>
+    public static async Task FollowAsync(ParseResult parse, AiMassClient client, JobInfo job, bool follow, CancellationToken ct)
+    {
+        if (!Cli.WantsJson(parse))
+        {
+            Console.Error.WriteLine($"job {job.Id} submitted: {job.Name}");
+        }
+        if (follow)
+        {
+            var stdout = Console.OpenStandardOutput();
+            await using (stdout)
+            {
+                await client.CopyJobLogsAsync(job.Id, stdout, follow: true, cancellationToken: ct);
+            }
+        }
+        var final = await WaitAsync(client, job.Id, ct);
+        Cli.Print(parse, final, $"job {final.Id} {Word(final.State)}: {final.Reason}");
+        if (final.State != JobState.Succeeded)
+        {
+            throw new SilentFailure();
+        }
     }
 
     /// <summary>Polls until the job is in a final state.</summary>

@@ -17,6 +17,7 @@ root.Subcommands.Add(UpCommand.Create());
 root.Subcommands.Add(AdminCommands.Status());
 root.Subcommands.Add(ModelsCommands.Create());
 root.Subcommands.Add(JobsCommands.Create());
+root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(JobsCommands.Nodes());
 root.Subcommands.Add(JobsCommands.Queues());
 root.Subcommands.Add(AdminCommands.Create());
