@@ -1,15 +1,29 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+
 namespace AiMass.Tensors;
 
-/// <summary>A binary element-wise function, specialised by the JIT for each struct that implements it.</summary>
+/// <summary>
+/// A binary element-wise function, specialised by the JIT for each struct that implements it. Functions with a SIMD
+/// form set <see cref="Vectorized"/>; it must give exactly the scalar results (so results do not depend on alignment).
+/// </summary>
 internal interface IBinary
 {
     static abstract float Apply(float a, float b);
+
+    static virtual bool Vectorized => false;
+
+    static virtual Vector<float> Apply(Vector<float> a, Vector<float> b) => throw new NotSupportedException();
 }
 
-/// <summary>A unary element-wise function.</summary>
+/// <summary>A unary element-wise function (with an optional SIMD form, as for <see cref="IBinary"/>).</summary>
 internal interface IUnary
 {
     static abstract float Apply(float x);
+
+    static virtual bool Vectorized => false;
+
+    static virtual Vector<float> Apply(Vector<float> x) => throw new NotSupportedException();
 }
 
 /// <summary>Element-wise kernels with ONNX (NumPy) broadcasting, and the reduction that undoes a broadcast.</summary>
@@ -25,10 +39,22 @@ internal static class Kernels
         if (Shapes.SameShape(a.Shape, b.Shape))
         {
             shape = (int[])a.Shape.Clone();
-            var same = new float[ad.Length];
+            var same = TensorArena.Allocate(ad.Length);
             Parallelism.For(ad.Length, Grain, (from, to) =>
             {
-                for (var i = from; i < to; i++)
+                var i = from;
+                if (TOp.Vectorized)
+                {
+                    var va = MemoryMarshal.Cast<float, Vector<float>>(ad.AsSpan(from, to - from));
+                    var vb = MemoryMarshal.Cast<float, Vector<float>>(bd.AsSpan(from, to - from));
+                    var vo = MemoryMarshal.Cast<float, Vector<float>>(same.AsSpan(from, to - from));
+                    for (var k = 0; k < vo.Length; k++)
+                    {
+                        vo[k] = TOp.Apply(va[k], vb[k]);
+                    }
+                    i += vo.Length * Vector<float>.Count;
+                }
+                for (; i < to; i++)
                 {
                     same[i] = TOp.Apply(ad[i], bd[i]);
                 }
@@ -39,10 +65,22 @@ internal static class Kernels
         {
             shape = Shapes.Broadcast(a.Shape, b.Shape);
             var s = bd[0];
-            var result = new float[ad.Length];
+            var result = TensorArena.Allocate(ad.Length);
             Parallelism.For(ad.Length, Grain, (from, to) =>
             {
-                for (var i = from; i < to; i++)
+                var i = from;
+                if (TOp.Vectorized)
+                {
+                    var va = MemoryMarshal.Cast<float, Vector<float>>(ad.AsSpan(from, to - from));
+                    var vo = MemoryMarshal.Cast<float, Vector<float>>(result.AsSpan(from, to - from));
+                    var vs = new Vector<float>(s);
+                    for (var k = 0; k < vo.Length; k++)
+                    {
+                        vo[k] = TOp.Apply(va[k], vs);
+                    }
+                    i += vo.Length * Vector<float>.Count;
+                }
+                for (; i < to; i++)
                 {
                     result[i] = TOp.Apply(ad[i], s);
                 }
@@ -54,7 +92,7 @@ internal static class Kernels
         var sa = Shapes.BroadcastStrides(a.Shape, target);
         var sb = Shapes.BroadcastStrides(b.Shape, target);
         var size = Shapes.Size(target);
-        var output = new float[size];
+        var output = TensorArena.Allocate(size);
         var rank = target.Length;
         var inner = rank == 0 ? 1 : target[rank - 1];
         var rows = inner == 0 ? 0 : size / inner;
@@ -86,10 +124,21 @@ internal static class Kernels
     public static float[] Unary<TOp>(float[] x)
         where TOp : struct, IUnary
     {
-        var result = new float[x.Length];
+        var result = TensorArena.Allocate(x.Length);
         Parallelism.For(x.Length, Grain, (from, to) =>
         {
-            for (var i = from; i < to; i++)
+            var i = from;
+            if (TOp.Vectorized)
+            {
+                var vx = MemoryMarshal.Cast<float, Vector<float>>(x.AsSpan(from, to - from));
+                var vo = MemoryMarshal.Cast<float, Vector<float>>(result.AsSpan(from, to - from));
+                for (var k = 0; k < vo.Length; k++)
+                {
+                    vo[k] = TOp.Apply(vx[k]);
+                }
+                i += vo.Length * Vector<float>.Count;
+            }
+            for (; i < to; i++)
             {
                 result[i] = TOp.Apply(x[i]);
             }
@@ -139,7 +188,7 @@ internal static class Kernels
         {
             return grad;
         }
-        var result = new float[Shapes.Size(shape)];
+        var result = TensorArena.Allocate(Shapes.Size(shape));
         var strides = Shapes.BroadcastStrides(shape, grad.Shape);
         var rank = grad.Shape.Length;
         var index = new int[rank];
@@ -168,21 +217,37 @@ internal static class Kernels
 internal struct AddOp : IBinary
 {
     public static float Apply(float a, float b) => a + b;
+
+    public static bool Vectorized => true;
+
+    public static Vector<float> Apply(Vector<float> a, Vector<float> b) => a + b;
 }
 
 internal struct SubOp : IBinary
 {
     public static float Apply(float a, float b) => a - b;
+
+    public static bool Vectorized => true;
+
+    public static Vector<float> Apply(Vector<float> a, Vector<float> b) => a - b;
 }
 
 internal struct MulOp : IBinary
 {
     public static float Apply(float a, float b) => a * b;
+
+    public static bool Vectorized => true;
+
+    public static Vector<float> Apply(Vector<float> a, Vector<float> b) => a * b;
 }
 
 internal struct DivOp : IBinary
 {
     public static float Apply(float a, float b) => a / b;
+
+    public static bool Vectorized => true;
+
+    public static Vector<float> Apply(Vector<float> a, Vector<float> b) => a / b;
 }
 
 internal struct PowOp : IBinary
@@ -193,16 +258,29 @@ internal struct PowOp : IBinary
 internal struct ReluGradOp : IBinary
 {
     public static float Apply(float x, float g) => x > 0 ? g : 0;
+
+    public static bool Vectorized => true;
+
+    public static Vector<float> Apply(Vector<float> x, Vector<float> g) => Vector.ConditionalSelect(Vector.GreaterThan(x, Vector<float>.Zero), g, Vector<float>.Zero);
 }
 
 internal struct NegOp : IUnary
 {
     public static float Apply(float x) => -x;
+
+    public static bool Vectorized => true;
+
+    public static Vector<float> Apply(Vector<float> x) => -x;
 }
 
 internal struct ReluOp : IUnary
 {
     public static float Apply(float x) => x > 0 ? x : 0;
+
+    public static bool Vectorized => true;
+
+    // Max would keep NaN differently from the scalar form; the select gives exactly x > 0 ? x : 0.
+    public static Vector<float> Apply(Vector<float> x) => Vector.ConditionalSelect(Vector.GreaterThan(x, Vector<float>.Zero), x, Vector<float>.Zero);
 }
 
 internal struct SigmoidOp : IUnary

@@ -36,7 +36,7 @@ public static class Losses
         return Autograd.Record(y, "SoftmaxCrossEntropyLoss", [logits, labelTensor], g =>
         {
             var scale = g.Data[0] / n;
-            var dx = new float[logits.Length];
+            var dx = TensorArena.Allocate(logits.Length);
             for (var i = 0; i < n; i++)
             {
                 for (var j = 0; j < c; j++)
@@ -66,8 +66,8 @@ public static class Losses
         return Autograd.Record(y, "BinaryCrossEntropyWithLogits", [logits, targets], g =>
         {
             var scale = g.Data[0] / n;
-            var dx = new float[n];
-            var dt = targets.RequiresGrad ? new float[n] : null;
+            var dx = TensorArena.Allocate(n);
+            var dt = targets.RequiresGrad ? TensorArena.Allocate(n) : null;
             for (var i = 0; i < n; i++)
             {
                 var x = logits.Data[i];
@@ -99,7 +99,7 @@ public static class Losses
         return Autograd.Record(y, "MeanSquaredError", [predictions, targets], g =>
         {
             var scale = 2 * g.Data[0] / n;
-            var dp = new float[n];
+            var dp = TensorArena.Allocate(n);
             for (var i = 0; i < n; i++)
             {
                 dp[i] = (predictions.Data[i] - targets.Data[i]) * scale;
@@ -127,7 +127,7 @@ public static class Losses
         return Autograd.Record(y, "HuberLoss", [predictions, targets], g =>
         {
             var scale = g.Data[0] / n;
-            var dp = new float[n];
+            var dp = TensorArena.Allocate(n);
             for (var i = 0; i < n; i++)
             {
                 var d = predictions.Data[i] - targets.Data[i];

@@ -24,7 +24,7 @@ public static partial class Ops
         var shape = (int[])inputs[0].Shape.Clone();
         shape[a] = inputs.Sum(t => t.Shape[a]);
         var (outer, _, inner) = Split(shape, a);
-        var y = new float[Shapes.Size(shape)];
+        var y = TensorArena.Allocate(Shapes.Size(shape));
         var offset = 0;
         foreach (var t in inputs)
         {
@@ -44,7 +44,7 @@ public static partial class Ops
             for (var k = 0; k < parts.Length; k++)
             {
                 var block = parts[k].Shape[a] * inner;
-                var d = new float[parts[k].Length];
+                var d = TensorArena.Allocate(parts[k].Length);
                 for (var o = 0; o < outer; o++)
                 {
                     Array.Copy(g.Data, o * shape[a] * inner + off, d, o * block, block);
@@ -75,7 +75,7 @@ public static partial class Ops
         }
         var shape = hi.Select((h, d) => h - lo[d]).ToArray();
         var strides = Shapes.Strides(x.Shape);
-        var y = new float[Shapes.Size(shape)];
+        var y = TensorArena.Allocate(Shapes.Size(shape));
         var sources = new int[y.Length];
         var index = new int[x.Rank];
         for (var i = 0; i < y.Length; i++)
@@ -99,7 +99,7 @@ public static partial class Ops
         var result = new Tensor(y, shape);
         return Autograd.Record(result, "Slice", [x], g =>
         {
-            var dx = new float[x.Length];
+            var dx = TensorArena.Allocate(x.Length);
             for (var i = 0; i < sources.Length; i++)
             {
                 dx[sources[i]] = g.Data[i];
@@ -135,7 +135,7 @@ public static partial class Ops
             picks[i] = k < 0 ? k + rows : k;
         }
         var shape = indices.Shape.Concat(data.Shape.Skip(1)).ToArray();
-        var y = new float[picks.Length * width];
+        var y = TensorArena.Allocate(picks.Length * width);
         for (var i = 0; i < picks.Length; i++)
         {
             Array.Copy(data.Data, picks[i] * width, y, i * width, width);
@@ -143,7 +143,7 @@ public static partial class Ops
         var result = new Tensor(y, shape);
         return Autograd.Record(result, "Gather", [data, indices], g =>
         {
-            var d = new float[data.Length];
+            var d = TensorArena.Allocate(data.Length);
             for (var i = 0; i < picks.Length; i++)
             {
                 var src = g.Data.AsSpan(i * width, width);
@@ -189,68 +189,85 @@ public static partial class Ops
         }
         var mg = m / groups;
         var ckk = geo.Channels * kh * kw;
-        var cols = n * geo.OutH * geo.OutW;
         var hw = geo.OutH * geo.OutW;
-        var y = new float[n * m * hw];
-        var columns = new float[groups][];
-        var product = new float[mg * cols];
-        for (var gi = 0; gi < groups; gi++)
+        var xd = x.Data;
+        var wdata = w.Data;
+        var y = TensorArena.Allocate(n * m * hw);
+        if (bias is not null)
         {
-            columns[gi] = geo.Im2Col(x.Data, c, gi);
-            Blas.Sgemm(false, false, mg, cols, ckk, 1, w.Data.AsSpan(gi * mg * ckk), ckk, columns[gi], cols, 0, product, cols);
-            // product is [mg, N·HW]; y is [N, M, HW].
-            for (var f = 0; f < mg; f++)
+            var bd = bias.Data;
+            for (var img = 0; img < n; img++)
             {
-                var b = bias is null ? 0f : bias.Data[gi * mg + f];
-                for (var img = 0; img < n; img++)
+                for (var f = 0; f < m; f++)
                 {
-                    var src = product.AsSpan(f * cols + img * hw, hw);
-                    var dst = y.AsSpan((img * m + gi * mg + f) * hw, hw);
-                    for (var p = 0; p < hw; p++)
-                    {
-                        dst[p] = src[p] + b;
-                    }
+                    y.AsSpan((img * m + f) * hw, hw).Fill(bd[f]);
                 }
             }
+        }
+        // Columns per group and image ([ckk, hw] blocks): one GEMM per image writes straight into y [N, M, HW].
+        var columns = new float[groups][];
+        for (var gi = 0; gi < groups; gi++)
+        {
+            columns[gi] = geo.Im2Col(xd, c, gi);
+            var cols = columns[gi];
+            var group = gi;
+            PerImage(n, img => Blas.Sgemm(false, false, mg, hw, ckk, 1, wdata.AsSpan(group * mg * ckk), ckk, cols.AsSpan(img * ckk * hw), hw,
+                bias is null ? 0 : 1, y.AsSpan((img * m + group * mg) * hw), hw));
         }
         var result = new Tensor(y, [n, m, geo.OutH, geo.OutW]);
         Tensor[] inputs = bias is null ? [x, w] : [x, w, bias];
         return Autograd.Record(result, "Conv", inputs, g =>
         {
-            var dw = w.RequiresGrad ? new float[w.Length] : null;
-            var dx = x.RequiresGrad ? new float[x.Length] : null;
-            var db = bias is { RequiresGrad: true } ? new float[m] : null;
-            var gm = new float[mg * cols];
-            var dcols = dx is null ? null : new float[ckk * cols];
+            var gd = g.Data;
+            var dw = w.RequiresGrad ? TensorArena.Allocate(w.Length) : null;
+            var dx = x.RequiresGrad ? TensorArena.Allocate(x.Length) : null;
+            var db = bias is { RequiresGrad: true } ? TensorArena.Allocate(m) : null;
+            var dcols = dx is null ? null : TensorArena.Allocate(n * ckk * hw);
+            // dW sums over images in a fixed number of partial sums (independent of the thread count), added in order.
+            var parts = Math.Min(n, ConvPartialSums);
+            var partial = dw is null ? null : TensorArena.Allocate(parts * mg * ckk);
             for (var gi = 0; gi < groups; gi++)
             {
-                // Gather this group's output gradient as [mg, N·HW].
-                for (var f = 0; f < mg; f++)
+                var cols = columns[gi];
+                var group = gi;
+                if (partial is not null)
                 {
-                    for (var img = 0; img < n; img++)
+                    PerImage(parts, part =>
                     {
-                        g.Data.AsSpan((img * m + gi * mg + f) * hw, hw).CopyTo(gm.AsSpan(f * cols + img * hw, hw));
+                        for (int img = part * n / parts, end = (part + 1) * n / parts; img < end; img++)
+                        {
+                            Blas.Sgemm(false, true, mg, ckk, hw, 1, gd.AsSpan((img * m + group * mg) * hw), hw, cols.AsSpan(img * ckk * hw), hw,
+                                img == part * n / parts ? 0 : 1, partial.AsSpan(part * mg * ckk, mg * ckk), ckk);
+                        }
+                    });
+                    var target = dw!.AsSpan(gi * mg * ckk, mg * ckk);
+                    for (var part = 0; part < parts; part++)
+                    {
+                        ConvGeometry.AddInto(target, partial.AsSpan(part * mg * ckk, mg * ckk));
                     }
                 }
-                if (dw is not null)
+                if (dcols is not null)
                 {
-                    Blas.Sgemm(false, true, mg, ckk, cols, 1, gm, cols, columns[gi], cols, 0, dw.AsSpan(gi * mg * ckk), ckk);
+                    PerImage(n, img => Blas.Sgemm(true, false, ckk, hw, mg, 1, wdata.AsSpan(group * mg * ckk), ckk,
+                        gd.AsSpan((img * m + group * mg) * hw, mg * hw), hw, 0, dcols.AsSpan(img * ckk * hw), hw));
                 }
                 if (db is not null)
                 {
                     for (var f = 0; f < mg; f++)
                     {
-                        double s = 0;
-                        foreach (var v in gm.AsSpan(f * cols, cols))
+                        double sum = 0;
+                        for (var img = 0; img < n; img++)
                         {
-                            s += v;
+                            foreach (var v in gd.AsSpan((img * m + gi * mg + f) * hw, hw))
+                            {
+                                sum += v;
+                            }
                         }
-                        db[gi * mg + f] = (float)s;
+                        db[gi * mg + f] = (float)sum;
                     }
                 }
                 if (dx is not null)
                 {
-                    Blas.Sgemm(true, false, ckk, cols, mg, 1, w.Data.AsSpan(gi * mg * ckk), ckk, gm, cols, 0, dcols, cols);
                     geo.Col2Im(dcols!, dx, c, gi);
                 }
             }
@@ -272,6 +289,40 @@ public static partial class Ops
         });
     }
 
+    /// <summary>Partial sums of a convolution's weight gradient over the batch (fixed, so results do not depend on threads).</summary>
+    private const int ConvPartialSums = 8;
+
+    /// <summary>
+    /// Runs one single-threaded GEMM per item on the engine's threads: small per-image products parallelise better
+    /// over images than inside the BLAS library. Items write disjoint outputs, so the result does not depend on threads.
+    /// </summary>
+    private static void PerImage(int count, Action<int> body)
+    {
+        if (Parallelism.Threads == 1 || count == 1)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                body(i);
+            }
+            return;
+        }
+        Blas.SetNativeThreads(1);
+        try
+        {
+            Parallelism.For(count, 1, (from, to) =>
+            {
+                for (var i = from; i < to; i++)
+                {
+                    body(i);
+                }
+            });
+        }
+        finally
+        {
+            Blas.SetNativeThreads(Parallelism.Threads);
+        }
+    }
+
     /// <summary>Max over windows (ONNX MaxPool); the gradient goes to the first maximum of each window.</summary>
     public static Tensor MaxPool2d(Tensor x, int kernel, int stride = 0, int padding = 0) => Pool(x, kernel, stride == 0 ? kernel : stride, padding, max: true);
 
@@ -288,7 +339,7 @@ public static partial class Ops
         }
         var hw = x.Shape[2] * x.Shape[3];
         var planes = x.Shape[0] * x.Shape[1];
-        var y = new float[planes];
+        var y = TensorArena.Allocate(planes);
         for (var p = 0; p < planes; p++)
         {
             double s = 0;
@@ -301,7 +352,7 @@ public static partial class Ops
         var result = new Tensor(y, [x.Shape[0], x.Shape[1], 1, 1]);
         return Autograd.Record(result, "GlobalAveragePool", [x], g =>
         {
-            var dx = new float[x.Length];
+            var dx = TensorArena.Allocate(x.Length);
             for (var p = 0; p < planes; p++)
             {
                 dx.AsSpan(p * hw, hw).Fill(g.Data[p] / hw);
@@ -324,61 +375,96 @@ public static partial class Ops
         {
             throw new ArgumentException($"pooling: a {kernel}x{kernel} window with padding {padding} does not fit a {h}x{w} input");
         }
-        var y = new float[planes * oh * ow];
+        var y = TensorArena.Allocate(planes * oh * ow);
         var from = max ? new int[y.Length] : null;
         var counts = max ? null : new int[oh * ow];
-        Parallelism.For(planes, 1, (p0, p1) =>
+        var xd = x.Data;
+        if (max && kernel == 2 && stride == 2 && padding == 0)
         {
-            for (var p = p0; p < p1; p++)
+            // The common 2x2 window: four loads and selects (the first maximum in scan order wins, as below).
+            Parallelism.For(planes, 1, (p0, p1) =>
             {
-                for (var i = 0; i < oh; i++)
+                for (var p = p0; p < p1; p++)
                 {
-                    for (var j = 0; j < ow; j++)
+                    for (var i = 0; i < oh; i++)
                     {
-                        var best = float.NegativeInfinity;
-                        var bestAt = -1;
-                        double sum = 0;
-                        var count = 0;
-                        for (var a = 0; a < kernel; a++)
+                        var top = p * h * w + 2 * i * w;
+                        var o = p * oh * ow + i * ow;
+                        for (var j = 0; j < ow; j++)
                         {
-                            var r = i * stride - padding + a;
-                            if ((uint)r >= (uint)h)
-                            {
-                                continue;
-                            }
-                            for (var b = 0; b < kernel; b++)
-                            {
-                                var col = j * stride - padding + b;
-                                if ((uint)col >= (uint)w)
-                                {
-                                    continue;
-                                }
-                                var at = p * h * w + r * w + col;
-                                var v = x.Data[at];
-                                if (v > best)
-                                {
-                                    best = v;
-                                    bestAt = at;
-                                }
-                                sum += v;
-                                count++;
-                            }
-                        }
-                        var o = p * oh * ow + i * ow + j;
-                        if (max)
-                        {
-                            y[o] = best;
-                            from![o] = bestAt;
-                        }
-                        else
-                        {
-                            y[o] = (float)(sum / count);
-                            counts![i * ow + j] = count;
+                            var a = top + 2 * j;
+                            var c = a + w;
+                            float va = xd[a], vb = xd[a + 1], vc = xd[c], vd = xd[c + 1];
+                            // Branch-free: comparisons become 0/1 integers (random data would mispredict branches).
+                            var g1 = System.Runtime.CompilerServices.Unsafe.BitCast<bool, byte>(vb > va);
+                            var g2 = System.Runtime.CompilerServices.Unsafe.BitCast<bool, byte>(vd > vc);
+                            var m1 = MathF.Max(va, vb);
+                            var m2 = MathF.Max(vc, vd);
+                            var g3 = System.Runtime.CompilerServices.Unsafe.BitCast<bool, byte>(m2 > m1);
+                            var i1 = a + g1;
+                            var i2 = c + g2;
+                            y[o + j] = MathF.Max(m1, m2);
+                            from![o + j] = i1 + (i2 - i1) * g3;
                         }
                     }
                 }
-            }
-        });
+            });
+        }
+        else
+        {
+            Parallelism.For(planes, 1, (p0, p1) =>
+            {
+                for (var p = p0; p < p1; p++)
+                {
+                    for (var i = 0; i < oh; i++)
+                    {
+                        for (var j = 0; j < ow; j++)
+                        {
+                            var best = float.NegativeInfinity;
+                            var bestAt = -1;
+                            double sum = 0;
+                            var count = 0;
+                            for (var a = 0; a < kernel; a++)
+                            {
+                                var r = i * stride - padding + a;
+                                if ((uint)r >= (uint)h)
+                                {
+                                    continue;
+                                }
+                                for (var b = 0; b < kernel; b++)
+                                {
+                                    var col = j * stride - padding + b;
+                                    if ((uint)col >= (uint)w)
+                                    {
+                                        continue;
+                                    }
+                                    var at = p * h * w + r * w + col;
+                                    var v = xd[at];
+                                    if (v > best)
+                                    {
+                                        best = v;
+                                        bestAt = at;
+                                    }
+                                    sum += v;
+                                    count++;
+                                }
+                            }
+                            var o = p * oh * ow + i * ow + j;
+                            if (max)
+                            {
+                                y[o] = best;
+                                from![o] = bestAt;
+                            }
+                            else
+                            {
+                                y[o] = (float)(sum / count);
+                                counts![i * ow + j] = count;
+                            }
+                        }
+                    }
+                }
+            });
+        }
         var result = new Tensor(y, [x.Shape[0], x.Shape[1], oh, ow]);
         var attributes = new Dictionary<string, object>
         {
@@ -388,12 +474,13 @@ public static partial class Ops
         };
         return Autograd.Record(result, max ? "MaxPool" : "AveragePool", [x], g =>
         {
-            var dx = new float[x.Length];
+            var dx = TensorArena.Allocate(x.Length);
+            var gd = g.Data;
             if (max)
             {
                 for (var o = 0; o < y.Length; o++)
                 {
-                    dx[from![o]] += g.Data[o];
+                    dx[from![o]] += gd[o];
                 }
             }
             else
@@ -443,8 +530,8 @@ public static partial class Ops
         int n = x.Shape[0], c = x.Shape[1];
         var spatial = x.Length / Math.Max(1, n * c);
         var count = n * spatial;
-        var mean = new float[c];
-        var invStd = new float[c];
+        var mean = TensorArena.Allocate(c);
+        var invStd = TensorArena.Allocate(c);
         for (var ch = 0; ch < c; ch++)
         {
             if (!training)
@@ -469,8 +556,8 @@ public static partial class Ops
             runningMean.Data[ch] = momentum * runningMean.Data[ch] + (1 - momentum) * (float)mu;
             runningVar.Data[ch] = momentum * runningVar.Data[ch] + (1 - momentum) * (float)(count > 1 ? variance * count / (count - 1) : variance);
         }
-        var xhat = new float[x.Length];
-        var y = new float[x.Length];
+        var xhat = TensorArena.Allocate(x.Length);
+        var y = TensorArena.Allocate(x.Length);
         for (var i = 0; i < n; i++)
         {
             for (var ch = 0; ch < c; ch++)
@@ -486,9 +573,9 @@ public static partial class Ops
         var result = new Tensor(y, (int[])x.Shape.Clone());
         return Autograd.Record(result, "BatchNormalization", [x, scale, bias, runningMean, runningVar], g =>
         {
-            var dScale = new float[c];
-            var dBias = new float[c];
-            var dx = new float[x.Length];
+            var dScale = TensorArena.Allocate(c);
+            var dBias = TensorArena.Allocate(c);
+            var dx = TensorArena.Allocate(x.Length);
             for (var ch = 0; ch < c; ch++)
             {
                 double sg = 0, sgx = 0;
@@ -529,9 +616,9 @@ public static partial class Ops
         {
             throw new ArgumentException($"LayerNormalization: scale and bias must have {width} values (the normalised dimensions {Shapes.Format(x.Shape.AsSpan(a))})");
         }
-        var xhat = new float[x.Length];
-        var invStd = new float[rows];
-        var y = new float[x.Length];
+        var xhat = TensorArena.Allocate(x.Length);
+        var invStd = TensorArena.Allocate(rows);
+        var y = TensorArena.Allocate(x.Length);
         for (var r = 0; r < rows; r++)
         {
             var row = x.Data.AsSpan(r * width, width);
@@ -554,9 +641,9 @@ public static partial class Ops
         var result = new Tensor(y, (int[])x.Shape.Clone());
         return Autograd.Record(result, "LayerNormalization", [x, scale, bias], g =>
         {
-            var dScale = new float[width];
-            var dBias = new float[width];
-            var dx = new float[x.Length];
+            var dScale = TensorArena.Allocate(width);
+            var dBias = TensorArena.Allocate(width);
+            var dx = TensorArena.Allocate(x.Length);
             var gh = new double[width];
             for (var r = 0; r < rows; r++)
             {
@@ -597,12 +684,12 @@ public static partial class Ops
             return x;
         }
         var keep = 1f / (1 - p);
-        var mask = new float[x.Length];
+        var mask = TensorArena.Allocate(x.Length);
         for (var i = 0; i < mask.Length; i++)
         {
             mask[i] = random.NextSingle() >= p ? keep : 0f;
         }
-        var y = new float[x.Length];
+        var y = TensorArena.Allocate(x.Length);
         for (var i = 0; i < y.Length; i++)
         {
             y[i] = x.Data[i] * mask[i];
@@ -610,7 +697,7 @@ public static partial class Ops
         var result = new Tensor(y, (int[])x.Shape.Clone());
         return Autograd.Record(result, "Dropout", [x], g =>
         {
-            var dx = new float[x.Length];
+            var dx = TensorArena.Allocate(x.Length);
             for (var i = 0; i < dx.Length; i++)
             {
                 dx[i] = g.Data[i] * mask[i];
@@ -627,36 +714,53 @@ internal sealed record ConvGeometry(int Batch, int Channels, int H, int W, int K
 
     public int OutW { get; } = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
 
-    /// <summary>Columns [Channels·KH·KW, Batch·OutH·OutW] of one channel group of x [Batch, totalChannels, H, W].</summary>
+    /// <summary>
+    /// Columns of one channel group of x [Batch, totalChannels, H, W]: for each image a block [Channels·KH·KW, OutH·OutW]
+    /// (images one after another).
+    /// </summary>
     public float[] Im2Col(float[] x, int totalChannels, int group)
     {
-        var hw = OutH * OutW;
-        var cols = Batch * hw;
-        var result = new float[Channels * KH * KW * cols];
-        Parallelism.For(Channels * KH * KW, 1, (r0, r1) =>
+        int outH = OutH, outW = OutW, h = H, w = W, kh = KH, kw = KW, sh = SH, sw = SW, ph = PH, pw = PW, dh = DH, dw = DW, batch = Batch, channels = Channels;
+        var hw = outH * outW;
+        var rows = channels * kh * kw;
+        var result = TensorArena.Allocate(batch * rows * hw);
+        Parallelism.For(batch * rows, 1, (r0, r1) =>
         {
-            for (var row = r0; row < r1; row++)
+            for (var item = r0; item < r1; item++)
             {
-                var ch = row / (KH * KW);
-                var ki = row / KW % KH;
-                var kj = row % KW;
-                var dst = result.AsSpan(row * cols, cols);
-                for (var img = 0; img < Batch; img++)
+                var img = item / rows;
+                var row = item % rows;
+                var ch = row / (kh * kw);
+                var ki = row / kw % kh;
+                var kj = row % kw;
+                var dst = result.AsSpan(item * hw, hw);
+                // Output columns oj whose input column oj·sw − pw + kj·dw lies inside [0, w): one contiguous range.
+                var first = Math.Max(0, CeilDiv(pw - kj * dw, sw));
+                var last = Math.Min(outW, CeilDiv(w + pw - kj * dw, sw));
                 {
-                    var plane = ((img * totalChannels) + group * Channels + ch) * H * W;
-                    for (var oi = 0; oi < OutH; oi++)
+                    var plane = ((img * totalChannels) + group * channels + ch) * h * w;
+                    for (var oi = 0; oi < outH; oi++)
                     {
-                        var r = oi * SH - PH + ki * DH;
-                        var o = img * hw + oi * OutW;
-                        if ((uint)r >= (uint)H)
+                        var r = oi * sh - ph + ki * dh;
+                        var line = dst.Slice(oi * outW, outW);
+                        if ((uint)r >= (uint)h || first >= last)
                         {
-                            dst.Slice(o, OutW).Clear();
+                            line.Clear();
                             continue;
                         }
-                        for (var oj = 0; oj < OutW; oj++)
+                        line[..first].Clear();
+                        line[last..].Clear();
+                        var source = plane + r * w - pw + kj * dw;
+                        if (sw == 1)
                         {
-                            var col = oj * SW - PW + kj * DW;
-                            dst[o + oj] = (uint)col < (uint)W ? x[plane + r * W + col] : 0f;
+                            x.AsSpan(source + first, last - first).CopyTo(line[first..last]);
+                        }
+                        else
+                        {
+                            for (var oj = first; oj < last; oj++)
+                            {
+                                line[oj] = x[source + oj * sw];
+                            }
                         }
                     }
                 }
@@ -665,36 +769,48 @@ internal sealed record ConvGeometry(int Batch, int Channels, int H, int W, int K
         return result;
     }
 
-    /// <summary>Adds columns back into dx (the adjoint of <see cref="Im2Col"/>); parallel over channels, so deterministic.</summary>
+    /// <summary>Adds columns (laid out as <see cref="Im2Col"/> makes them) back into dx; parallel over channels, so deterministic.</summary>
     public void Col2Im(float[] columns, float[] dx, int totalChannels, int group)
     {
-        var hw = OutH * OutW;
-        var cols = Batch * hw;
-        Parallelism.For(Channels, 1, (c0, c1) =>
+        int outH = OutH, outW = OutW, h = H, w = W, kh = KH, kw = KW, sh = SH, sw = SW, ph = PH, pw = PW, dh = DH, dw = DW, batch = Batch, channels = Channels;
+        var hw = outH * outW;
+        var rows = channels * kh * kw;
+        Parallelism.For(channels, 1, (c0, c1) =>
         {
             for (var ch = c0; ch < c1; ch++)
             {
-                for (var ki = 0; ki < KH; ki++)
+                for (var ki = 0; ki < kh; ki++)
                 {
-                    for (var kj = 0; kj < KW; kj++)
+                    for (var kj = 0; kj < kw; kj++)
                     {
-                        var src = columns.AsSpan(((ch * KH + ki) * KW + kj) * cols, cols);
-                        for (var img = 0; img < Batch; img++)
+                        var row = (ch * kh + ki) * kw + kj;
+                        var first = Math.Max(0, CeilDiv(pw - kj * dw, sw));
+                        var last = Math.Min(outW, CeilDiv(w + pw - kj * dw, sw));
+                        if (first >= last)
                         {
-                            var plane = ((img * totalChannels) + group * Channels + ch) * H * W;
-                            for (var oi = 0; oi < OutH; oi++)
+                            continue;
+                        }
+                        for (var img = 0; img < batch; img++)
+                        {
+                            var plane = ((img * totalChannels) + group * channels + ch) * h * w;
+                            for (var oi = 0; oi < outH; oi++)
                             {
-                                var r = oi * SH - PH + ki * DH;
-                                if ((uint)r >= (uint)H)
+                                var r = oi * sh - ph + ki * dh;
+                                if ((uint)r >= (uint)h)
                                 {
                                     continue;
                                 }
-                                for (var oj = 0; oj < OutW; oj++)
+                                var line = columns.AsSpan((img * rows + row) * hw + oi * outW, outW);
+                                var target = plane + r * w - pw + kj * dw;
+                                if (sw == 1)
                                 {
-                                    var col = oj * SW - PW + kj * DW;
-                                    if ((uint)col < (uint)W)
+                                    AddInto(dx.AsSpan(target + first, last - first), line[first..last]);
+                                }
+                                else
+                                {
+                                    for (var oj = first; oj < last; oj++)
                                     {
-                                        dx[plane + r * W + col] += src[img * hw + oi * OutW + oj];
+                                        dx[target + oj * sw] += line[oj];
                                     }
                                 }
                             }
@@ -704,4 +820,27 @@ internal sealed record ConvGeometry(int Batch, int Channels, int H, int W, int K
             }
         });
     }
+
+    /// <summary>destination += source, element-wise (SIMD).</summary>
+    internal static void AddInto(Span<float> destination, ReadOnlySpan<float> source)
+    {
+        var i = 0;
+        if (System.Numerics.Vector.IsHardwareAccelerated)
+        {
+            var vd = System.Runtime.InteropServices.MemoryMarshal.Cast<float, System.Numerics.Vector<float>>(destination);
+            var vs = System.Runtime.InteropServices.MemoryMarshal.Cast<float, System.Numerics.Vector<float>>(source);
+            for (var k = 0; k < vd.Length; k++)
+            {
+                vd[k] += vs[k];
+            }
+            i = vd.Length * System.Numerics.Vector<float>.Count;
+        }
+        for (; i < destination.Length; i++)
+        {
+            destination[i] += source[i];
+        }
+    }
+
+    /// <summary>⌈a / b⌉ for b &gt; 0 and any sign of a.</summary>
+    private static int CeilDiv(int a, int b) => a >= 0 ? (a + b - 1) / b : -(-a / b);
 }

@@ -91,7 +91,7 @@ public static partial class Ops
     /// <summary>x for x ≥ 0, alpha · x otherwise (ONNX LeakyRelu).</summary>
     public static Tensor LeakyRelu(Tensor x, float alpha = 0.01f)
     {
-        var data = new float[x.Length];
+        var data = TensorArena.Allocate(x.Length);
         for (var i = 0; i < data.Length; i++)
         {
             data[i] = x.Data[i] >= 0 ? x.Data[i] : alpha * x.Data[i];
@@ -99,7 +99,7 @@ public static partial class Ops
         var y = new Tensor(data, (int[])x.Shape.Clone());
         return Autograd.Record(y, "LeakyRelu", [x], g =>
         {
-            var dx = new float[x.Length];
+            var dx = TensorArena.Allocate(x.Length);
             for (var i = 0; i < dx.Length; i++)
             {
                 dx[i] = x.Data[i] >= 0 ? g.Data[i] : alpha * g.Data[i];
@@ -114,7 +114,7 @@ public static partial class Ops
         var y = new Tensor(Kernels.Unary<SigmoidOp>(x.Data), (int[])x.Shape.Clone());
         return Autograd.Record(y, "Sigmoid", [x], g =>
         {
-            var dx = new float[x.Length];
+            var dx = TensorArena.Allocate(x.Length);
             for (var i = 0; i < dx.Length; i++)
             {
                 dx[i] = g.Data[i] * y.Data[i] * (1 - y.Data[i]);
@@ -129,7 +129,7 @@ public static partial class Ops
         var y = new Tensor(Kernels.Unary<TanhOp>(x.Data), (int[])x.Shape.Clone());
         return Autograd.Record(y, "Tanh", [x], g =>
         {
-            var dx = new float[x.Length];
+            var dx = TensorArena.Allocate(x.Length);
             for (var i = 0; i < dx.Length; i++)
             {
                 dx[i] = g.Data[i] * (1 - y.Data[i] * y.Data[i]);
@@ -141,7 +141,7 @@ public static partial class Ops
     /// <summary>x · Φ(x), the exact GELU with the normal CDF (ONNX Gelu, approximate="none").</summary>
     public static Tensor Gelu(Tensor x)
     {
-        var data = new float[x.Length];
+        var data = TensorArena.Allocate(x.Length);
         for (var i = 0; i < data.Length; i++)
         {
             var v = x.Data[i];
@@ -150,7 +150,7 @@ public static partial class Ops
         var y = new Tensor(data, (int[])x.Shape.Clone());
         return Autograd.Record(y, "Gelu", [x], g =>
         {
-            var dx = new float[x.Length];
+            var dx = TensorArena.Allocate(x.Length);
             for (var i = 0; i < dx.Length; i++)
             {
                 var v = x.Data[i];
@@ -176,13 +176,13 @@ public static partial class Ops
     public static Tensor Softmax(Tensor x, int axis = -1)
     {
         var (outer, dim, inner) = Split(x.Shape, Shapes.Axis(axis, x.Rank));
-        var y = new float[x.Length];
+        var y = TensorArena.Allocate(x.Length);
         SoftmaxKernel(x.Data, y, outer, dim, inner, log: false);
         var result = new Tensor(y, (int[])x.Shape.Clone());
         return Autograd.Record(result, "Softmax", [x], g =>
         {
             // dx = y · (g − Σ g·y) along the axis.
-            var dx = new float[x.Length];
+            var dx = TensorArena.Allocate(x.Length);
             for (var o = 0; o < outer; o++)
             {
                 for (var i = 0; i < inner; i++)
@@ -208,13 +208,13 @@ public static partial class Ops
     public static Tensor LogSoftmax(Tensor x, int axis = -1)
     {
         var (outer, dim, inner) = Split(x.Shape, Shapes.Axis(axis, x.Rank));
-        var y = new float[x.Length];
+        var y = TensorArena.Allocate(x.Length);
         SoftmaxKernel(x.Data, y, outer, dim, inner, log: true);
         var result = new Tensor(y, (int[])x.Shape.Clone());
         return Autograd.Record(result, "LogSoftmax", [x], g =>
         {
             // dx = g − softmax · Σ g along the axis.
-            var dx = new float[x.Length];
+            var dx = TensorArena.Allocate(x.Length);
             for (var o = 0; o < outer; o++)
             {
                 for (var i = 0; i < inner; i++)
@@ -303,7 +303,7 @@ public static partial class Ops
             throw new ArgumentException($"MatMul: batch dimensions differ: {Shapes.Format(a.Shape)} · {Shapes.Format(b.Shape)}");
         }
         var shape = a.Shape[..^1].Append(n).ToArray();
-        var y = new float[Shapes.Size(shape)];
+        var y = TensorArena.Allocate(Shapes.Size(shape));
         if (shared)
         {
             Blas.Sgemm(false, false, batchA * m, n, k, 1, a.Data, k, b.Data, n, 0, y, n);
@@ -321,7 +321,7 @@ public static partial class Ops
             Tensor? da = null, db = null;
             if (a.RequiresGrad)
             {
-                var d = new float[a.Length];
+                var d = TensorArena.Allocate(a.Length);
                 if (shared)
                 {
                     Blas.Sgemm(false, true, batchA * m, k, n, 1, g.Data, n, b.Data, n, 0, d, k);
@@ -337,7 +337,7 @@ public static partial class Ops
             }
             if (b.RequiresGrad)
             {
-                var d = new float[b.Length];
+                var d = TensorArena.Allocate(b.Length);
                 if (shared)
                 {
                     Blas.Sgemm(true, false, k, n, batchA * m, 1, a.Data, k, g.Data, n, 0, d, n);
@@ -372,7 +372,7 @@ public static partial class Ops
         {
             throw new ArgumentException($"Gemm: inner dimensions differ: {Shapes.Format(a.Shape)}{(transA ? "ᵀ" : "")} · {Shapes.Format(b.Shape)}{(transB ? "ᵀ" : "")}");
         }
-        var y = new float[m * n];
+        var y = TensorArena.Allocate(m * n);
         if (c is not null && beta != 0)
         {
             if (c.Rank > 2 || !Shapes.SameShape(Shapes.Broadcast(c.Shape, [m, n]), [m, n]))
@@ -390,7 +390,7 @@ public static partial class Ops
             if (a.RequiresGrad)
             {
                 // dA' = alpha · G · B'ᵀ; for transA, dA = (dA')ᵀ = alpha · B' · Gᵀ.
-                var d = new float[a.Length];
+                var d = TensorArena.Allocate(a.Length);
                 if (!transA)
                 {
                     Blas.Sgemm(false, !transB, m, k, n, alpha, g.Data, n, b.Data, b.Shape[1], 0, d, k);
@@ -404,7 +404,7 @@ public static partial class Ops
             if (b.RequiresGrad)
             {
                 // dB' = alpha · A'ᵀ · G; for transB, dB = (dB')ᵀ = alpha · Gᵀ · A'.
-                var d = new float[b.Length];
+                var d = TensorArena.Allocate(b.Length);
                 if (!transB)
                 {
                     Blas.Sgemm(!transA, false, k, n, m, alpha, a.Data, a.Shape[1], g.Data, n, 0, d, n);
@@ -503,7 +503,7 @@ public static partial class Ops
         var name = kind switch { ReduceKind.Sum => "ReduceSum", ReduceKind.Mean => "ReduceMean", _ => "ReduceMax" };
         return Autograd.Record(output, name, [x], g =>
         {
-            var dx = new float[x.Length];
+            var dx = TensorArena.Allocate(x.Length);
             if (kind == ReduceKind.Max)
             {
                 for (var o = 0; o < outSize; o++)
@@ -553,8 +553,8 @@ public static partial class Ops
         {
             throw new ArgumentException($"cannot reshape {Shapes.Format(x.Shape)} ({x.Length} values) to {Shapes.Format(shape)}");
         }
-        var y = new Tensor((float[])x.Data.Clone(), target);
-        return Autograd.Record(y, "Reshape", [x], g => [new Tensor((float[])g.Data.Clone(), (int[])x.Shape.Clone())],
+        var y = new Tensor(TensorArena.Copy(x.Data), target);
+        return Autograd.Record(y, "Reshape", [x], g => [new Tensor(TensorArena.Copy(g.Data), (int[])x.Shape.Clone())],
             new Dictionary<string, object> { ["shape"] = shape.Select(d => (long)d).ToArray() });
     }
 
@@ -564,8 +564,8 @@ public static partial class Ops
         var a = axis < 0 ? axis + x.Rank : axis;
         var outer = Shapes.Size(x.Shape.AsSpan(0, a));
         var inner = x.Length / Math.Max(1, outer);
-        var y = new Tensor((float[])x.Data.Clone(), [outer, inner]);
-        return Autograd.Record(y, "Flatten", [x], g => [new Tensor((float[])g.Data.Clone(), (int[])x.Shape.Clone())],
+        var y = new Tensor(TensorArena.Copy(x.Data), [outer, inner]);
+        return Autograd.Record(y, "Flatten", [x], g => [new Tensor(TensorArena.Copy(g.Data), (int[])x.Shape.Clone())],
             new Dictionary<string, object> { ["axis"] = (long)a });
     }
 
@@ -594,7 +594,7 @@ public static partial class Ops
         var rank = shape.Length;
         outShape = perm.Select(a => shape[a]).ToArray();
         var inStrides = Shapes.Strides(shape);
-        var result = new float[data.Length];
+        var result = TensorArena.Allocate(data.Length);
         var index = new int[rank];
         for (var i = 0; i < result.Length; i++)
         {

@@ -17,13 +17,22 @@ public sealed class Tensor
         {
             throw new ArgumentException($"{data.Length} values do not fill shape {Shapes.Format(shape)} ({size} values)");
         }
-        Data = data;
+        _data = data;
         Shape = shape;
         RequiresGrad = requiresGrad;
+        TensorArena.Track(this, data);
     }
 
+    private readonly float[] _data;
+    private bool _released;
+
     /// <summary>The values, row-major.</summary>
-    internal float[] Data { get; }
+    internal float[] Data => _released
+        ? throw new InvalidOperationException($"this tensor ({Shapes.Format(Shape)}) was computed inside a TensorArena scope (a training step) that has ended, and its memory is reused; copy what you need with ToArray() or Item() inside the step")
+        : _data;
+
+    /// <summary>Marks the tensor's memory as given back to its arena.</summary>
+    internal void Release() => _released = true;
 
     /// <summary>The dimensions (empty for a scalar).</summary>
     public int[] Shape { get; }

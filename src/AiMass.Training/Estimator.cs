@@ -91,6 +91,7 @@ public sealed class Estimator
 {
     private readonly ModelFn _modelFn;
     private readonly CheckpointStore _store;
+    private readonly TensorArena _arena = new();
     private ExportSignature? _export;
     private int[]? _featureShape;
     private bool _restored;
@@ -149,6 +150,7 @@ public sealed class Estimator
         var hasLoss = false;
         foreach (var batch in input.Batches())
         {
+            using var scope = _arena.Enter();
             var spec = Call(batch.Features, batch.Labels, Mode.Evaluate);
             var predictions = spec.Predictions ?? throw new TrainingException("the model function returned no predictions in Evaluate mode");
             metrics ??= spec.EvalMetrics.Select(f => f()).ToDictionary(m => m.Name, StringComparer.Ordinal);
@@ -195,6 +197,7 @@ public sealed class Estimator
             float[] values;
             int k;
             using (Autograd.NoGrad())
+            using (_arena.Enter())
             {
                 var predictions = Call(batch.Features, null, Mode.Predict).Predictions
                     ?? throw new TrainingException("the model function returned no predictions in Predict mode");
@@ -369,6 +372,8 @@ public sealed class Estimator
 
     private double TrainStep(Batch batch, out double rate)
     {
+        // Everything the step computes lives in the arena and is recycled for the next step (same shapes, warm memory).
+        using var step = _arena.Enter();
         var spec = Call(batch.Features, batch.Labels, Mode.Train);
         var loss = spec.Loss ?? throw new TrainingException("the model function returned no loss in Train mode");
         var op = spec.TrainOp ?? throw new TrainingException("the model function returned no train op in Train mode");

@@ -94,7 +94,7 @@ public sealed class SpecTrainer
         if (eval is not null)
         {
             best = _spec.Export.BestMetric is { } metric ? new BestExporter(metric) { Keep = _spec.Export.KeepBest } : null;
-            result = estimator.TrainAndEvaluate(trainSpec, new EvalSpec(eval.Batched(500))
+            result = estimator.TrainAndEvaluate(trainSpec, new EvalSpec(eval.Batched(t.BatchSize))
             {
                 EverySteps = t.EvalEverySteps,
                 Every = t.EvalEvery,
@@ -278,7 +278,8 @@ public sealed class SpecTrainer
                     3 => (featureShape[0], featureShape[1], featureShape[2]),
                     _ => throw new TrainingException($"a cnn needs images: features of shape [height, width] or [channels, height, width], got {Shapes.Format(featureShape)}"),
                 };
-                layers.Add(new Lambda("to_nchw", x => Ops.Reshape(x, -1, channels, height, width)));
+                int[] nchw = [-1, channels, height, width]; // a copy: the loop below changes channels, height and width
+                layers.Add(new Lambda("to_nchw", x => Ops.Reshape(x, nchw)));
                 foreach (var c in m.Channels)
                 {
                     layers.Add(new Conv2d(channels, c, m.Kernel, random, padding: m.Kernel / 2, init: init));
