@@ -61,11 +61,12 @@ internal static class TrainCommand
         var log = Console.Out;
         var hooks = new List<TrainingHook>();
         var terminal = !Console.IsErrorRedirected && !Cli.WantsJson(parse);
-        hooks.Add(Hooks.Logging(Cli.WantsJson(parse) ? Console.Error : log, terminal ? long.MaxValue : spec.Training.LogEverySteps));
         if (terminal)
         {
+            // First, so that it ends its line before the log writes an evaluation.
             hooks.Add(Hooks.ProgressBar(Console.Error));
         }
+        hooks.Add(Hooks.Logging(Cli.WantsJson(parse) ? Console.Error : log, terminal ? long.MaxValue : spec.Training.LogEverySteps));
         if (jobId is { } job && client is not null)
         {
             hooks.Add(Hooks.Reporter(new JobReporter(client, job, Console.Error), spec.Training.LogEverySteps));

@@ -49,12 +49,7 @@ public static class ClusterSpecReader
     {
         ArgumentNullException.ThrowIfNull(text);
         var errors = new SpecErrors(source);
-        var root = errors.Root(text);
-        if (root is null)
-        {
-            errors.ThrowIfAny();
-            throw new SpecException(source, [new SpecError("", 0, 0, "the cluster file is empty")]);
-        }
+        var root = errors.RequireRoot(text, "the cluster file is empty");
         var policy = Policy(root.Map("policy"));
         var queues = new List<QueueSpec>();
         foreach (var q in root.MapList("queues") ?? [])

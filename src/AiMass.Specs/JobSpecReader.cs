@@ -21,12 +21,7 @@ public static partial class JobSpecReader
     {
         ArgumentNullException.ThrowIfNull(text);
         var errors = new SpecErrors(source);
-        var root = errors.Root(text);
-        if (root is null)
-        {
-            errors.ThrowIfAny();
-            throw new SpecException(source, [new SpecError("", 0, 0, "the spec is empty")]);
-        }
+        var root = errors.RequireRoot(text, "the spec is empty");
         var spec = Read(root);
         errors.ThrowIfAny();
         return spec!;

@@ -67,6 +67,18 @@ internal sealed class SpecErrors(string source)
         }
     }
 
+    /// <summary>The root mapping of a spec, or a <see cref="SpecException"/> (invalid YAML; <paramref name="emptyMessage"/> when there is nothing).</summary>
+    public SpecMap RequireRoot(string text, string emptyMessage)
+    {
+        var root = Root(text);
+        if (root is null)
+        {
+            ThrowIfAny();
+            throw new SpecException(Source, [new SpecError("", 0, 0, emptyMessage)]);
+        }
+        return root;
+    }
+
     /// <summary>Parses YAML (or JSON, which YAML contains) into its root mapping; errors are recorded.</summary>
     public SpecMap? Root(string text)
     {

@@ -26,12 +26,7 @@ public static class TrainingSpecReader
     {
         ArgumentNullException.ThrowIfNull(text);
         var errors = new SpecErrors(source);
-        var root = errors.Root(text);
-        if (root is null)
-        {
-            errors.ThrowIfAny();
-            throw new SpecException(source, [new SpecError("", 0, 0, "the spec is empty")]);
-        }
+        var root = errors.RequireRoot(text, "the spec is empty");
         var name = root.String("name", required: true);
         var model = Model(root);
         var data = Data(root);

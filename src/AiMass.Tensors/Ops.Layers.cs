@@ -204,15 +204,19 @@ public static partial class Ops
                 }
             }
         }
-        // Columns per group and image ([ckk, hw] blocks): one GEMM per image writes straight into y [N, M, HW].
-        var columns = new float[groups][];
+        // Per image and group: im2col into a per-thread scratch block [ckk, hw] that stays in cache, then one GEMM
+        // straight into y [N, M, HW]. Columns are not kept: backward recomputes them, which costs less than writing
+        // and re-reading them through memory.
         for (var gi = 0; gi < groups; gi++)
         {
-            columns[gi] = geo.Im2Col(xd, c, gi);
-            var cols = columns[gi];
             var group = gi;
-            PerImage(n, img => Blas.Sgemm(false, false, mg, hw, ckk, 1, wdata.AsSpan(group * mg * ckk), ckk, cols.AsSpan(img * ckk * hw), hw,
-                bias is null ? 0 : 1, y.AsSpan((img * m + group * mg) * hw), hw));
+            PerImage(n, img =>
+            {
+                var cols = Scratch.Columns(ckk * hw);
+                geo.Im2ColImage(xd, c, group, img, cols);
+                Blas.Sgemm(false, false, mg, hw, ckk, 1, wdata.AsSpan(group * mg * ckk), ckk, cols, hw,
+                    bias is null ? 0 : 1, y.AsSpan((img * m + group * mg) * hw), hw);
+            });
         }
         var result = new Tensor(y, [n, m, geo.OutH, geo.OutW]);
         Tensor[] inputs = bias is null ? [x, w] : [x, w, bias];
@@ -222,34 +226,40 @@ public static partial class Ops
             var dw = w.RequiresGrad ? TensorArena.Allocate(w.Length) : null;
             var dx = x.RequiresGrad ? TensorArena.Allocate(x.Length) : null;
             var db = bias is { RequiresGrad: true } ? TensorArena.Allocate(m) : null;
-            var dcols = dx is null ? null : TensorArena.Allocate(n * ckk * hw);
-            // dW sums over images in a fixed number of partial sums (independent of the thread count), added in order.
+            // dW sums over images in a fixed number of partial sums (independent of the thread count), added in order;
+            // dx gets each image's columns gradient folded back at once (images write disjoint parts of dx).
             var parts = Math.Min(n, ConvPartialSums);
             var partial = dw is null ? null : TensorArena.Allocate(parts * mg * ckk);
             for (var gi = 0; gi < groups; gi++)
             {
-                var cols = columns[gi];
                 var group = gi;
+                PerImage(parts, part =>
+                {
+                    var first = part * n / parts;
+                    for (int img = first, end = (part + 1) * n / parts; img < end; img++)
+                    {
+                        var gImg = gd.AsSpan((img * m + group * mg) * hw, mg * hw);
+                        if (partial is not null)
+                        {
+                            var cols = Scratch.Columns(ckk * hw);
+                            geo.Im2ColImage(xd, c, group, img, cols);
+                            Blas.Sgemm(false, true, mg, ckk, hw, 1, gImg, hw, cols, hw, img == first ? 0 : 1, partial.AsSpan(part * mg * ckk, mg * ckk), ckk);
+                        }
+                        if (dx is not null)
+                        {
+                            var dcols = Scratch.ColumnGradients(ckk * hw);
+                            Blas.Sgemm(true, false, ckk, hw, mg, 1, wdata.AsSpan(group * mg * ckk), ckk, gImg, hw, 0, dcols, hw);
+                            geo.Col2ImImage(dcols, dx, c, group, img);
+                        }
+                    }
+                });
                 if (partial is not null)
                 {
-                    PerImage(parts, part =>
-                    {
-                        for (int img = part * n / parts, end = (part + 1) * n / parts; img < end; img++)
-                        {
-                            Blas.Sgemm(false, true, mg, ckk, hw, 1, gd.AsSpan((img * m + group * mg) * hw), hw, cols.AsSpan(img * ckk * hw), hw,
-                                img == part * n / parts ? 0 : 1, partial.AsSpan(part * mg * ckk, mg * ckk), ckk);
-                        }
-                    });
                     var target = dw!.AsSpan(gi * mg * ckk, mg * ckk);
                     for (var part = 0; part < parts; part++)
                     {
                         ConvGeometry.AddInto(target, partial.AsSpan(part * mg * ckk, mg * ckk));
                     }
-                }
-                if (dcols is not null)
-                {
-                    PerImage(n, img => Blas.Sgemm(true, false, ckk, hw, mg, 1, wdata.AsSpan(group * mg * ckk), ckk,
-                        gd.AsSpan((img * m + group * mg) * hw, mg * hw), hw, 0, dcols.AsSpan(img * ckk * hw), hw));
                 }
                 if (db is not null)
                 {
@@ -265,10 +275,6 @@ public static partial class Ops
                         }
                         db[gi * mg + f] = (float)sum;
                     }
-                }
-                if (dx is not null)
-                {
-                    geo.Col2Im(dcols!, dx, c, gi);
                 }
             }
             var grads = new Tensor?[inputs.Length];
@@ -287,6 +293,29 @@ public static partial class Ops
             ["dilations"] = new long[] { dilationH, dilationW },
             ["group"] = (long)groups,
         });
+    }
+
+    /// <summary>Per-thread scratch blocks of the convolution (reused across calls, so they stay warm).</summary>
+    private static class Scratch
+    {
+        [ThreadStatic]
+        private static float[]? _columns;
+
+        [ThreadStatic]
+        private static float[]? _gradients;
+
+        public static Span<float> Columns(int length) => Get(ref _columns, length);
+
+        public static Span<float> ColumnGradients(int length) => Get(ref _gradients, length);
+
+        private static Span<float> Get(ref float[]? buffer, int length)
+        {
+            if (buffer is null || buffer.Length < length)
+            {
+                buffer = new float[length];
+            }
+            return buffer.AsSpan(0, length);
+        }
     }
 
     /// <summary>Partial sums of a convolution's weight gradient over the batch (fixed, so results do not depend on threads).</summary>
@@ -714,111 +743,87 @@ internal sealed record ConvGeometry(int Batch, int Channels, int H, int W, int K
 
     public int OutW { get; } = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
 
-    /// <summary>
-    /// Columns of one channel group of x [Batch, totalChannels, H, W]: for each image a block [Channels·KH·KW, OutH·OutW]
-    /// (images one after another).
-    /// </summary>
-    public float[] Im2Col(float[] x, int totalChannels, int group)
+    /// <summary>The columns [Channels·KH·KW, OutH·OutW] of one image and channel group of x [Batch, totalChannels, H, W].</summary>
+    public void Im2ColImage(float[] x, int totalChannels, int group, int image, Span<float> columns)
     {
-        int outH = OutH, outW = OutW, h = H, w = W, kh = KH, kw = KW, sh = SH, sw = SW, ph = PH, pw = PW, dh = DH, dw = DW, batch = Batch, channels = Channels;
+        int outH = OutH, outW = OutW, h = H, w = W, kh = KH, kw = KW, sh = SH, sw = SW, ph = PH, pw = PW, dh = DH, dw = DW;
         var hw = outH * outW;
-        var rows = channels * kh * kw;
-        var result = TensorArena.Allocate(batch * rows * hw);
-        Parallelism.For(batch * rows, 1, (r0, r1) =>
+        for (var row = 0; row < Channels * kh * kw; row++)
         {
-            for (var item = r0; item < r1; item++)
+            var ch = row / (kh * kw);
+            var ki = row / kw % kh;
+            var kj = row % kw;
+            var dst = columns.Slice(row * hw, hw);
+            // Output columns oj whose input column oj·sw − pw + kj·dw lies inside [0, w): one contiguous range.
+            var first = Math.Max(0, CeilDiv(pw - kj * dw, sw));
+            var last = Math.Min(outW, CeilDiv(w + pw - kj * dw, sw));
+            var plane = ((image * totalChannels) + group * Channels + ch) * h * w;
+            for (var oi = 0; oi < outH; oi++)
             {
-                var img = item / rows;
-                var row = item % rows;
-                var ch = row / (kh * kw);
-                var ki = row / kw % kh;
-                var kj = row % kw;
-                var dst = result.AsSpan(item * hw, hw);
-                // Output columns oj whose input column oj·sw − pw + kj·dw lies inside [0, w): one contiguous range.
-                var first = Math.Max(0, CeilDiv(pw - kj * dw, sw));
-                var last = Math.Min(outW, CeilDiv(w + pw - kj * dw, sw));
+                var r = oi * sh - ph + ki * dh;
+                var line = dst.Slice(oi * outW, outW);
+                if ((uint)r >= (uint)h || first >= last)
                 {
-                    var plane = ((img * totalChannels) + group * channels + ch) * h * w;
-                    for (var oi = 0; oi < outH; oi++)
+                    line.Clear();
+                    continue;
+                }
+                line[..first].Clear();
+                line[last..].Clear();
+                var source = plane + r * w - pw + kj * dw;
+                if (sw == 1)
+                {
+                    x.AsSpan(source + first, last - first).CopyTo(line[first..last]);
+                }
+                else
+                {
+                    for (var oj = first; oj < last; oj++)
                     {
-                        var r = oi * sh - ph + ki * dh;
-                        var line = dst.Slice(oi * outW, outW);
-                        if ((uint)r >= (uint)h || first >= last)
-                        {
-                            line.Clear();
-                            continue;
-                        }
-                        line[..first].Clear();
-                        line[last..].Clear();
-                        var source = plane + r * w - pw + kj * dw;
-                        if (sw == 1)
-                        {
-                            x.AsSpan(source + first, last - first).CopyTo(line[first..last]);
-                        }
-                        else
-                        {
-                            for (var oj = first; oj < last; oj++)
-                            {
-                                line[oj] = x[source + oj * sw];
-                            }
-                        }
+                        line[oj] = x[source + oj * sw];
                     }
                 }
             }
-        });
-        return result;
+        }
     }
 
-    /// <summary>Adds columns (laid out as <see cref="Im2Col"/> makes them) back into dx; parallel over channels, so deterministic.</summary>
-    public void Col2Im(float[] columns, float[] dx, int totalChannels, int group)
+    /// <summary>Adds one image's columns gradient (laid out as <see cref="Im2ColImage"/> makes it) back into dx.</summary>
+    public void Col2ImImage(ReadOnlySpan<float> columns, float[] dx, int totalChannels, int group, int image)
     {
-        int outH = OutH, outW = OutW, h = H, w = W, kh = KH, kw = KW, sh = SH, sw = SW, ph = PH, pw = PW, dh = DH, dw = DW, batch = Batch, channels = Channels;
+        int outH = OutH, outW = OutW, h = H, w = W, kh = KH, kw = KW, sh = SH, sw = SW, ph = PH, pw = PW, dh = DH, dw = DW;
         var hw = outH * outW;
-        var rows = channels * kh * kw;
-        Parallelism.For(channels, 1, (c0, c1) =>
+        for (var row = 0; row < Channels * kh * kw; row++)
         {
-            for (var ch = c0; ch < c1; ch++)
+            var ch = row / (kh * kw);
+            var ki = row / kw % kh;
+            var kj = row % kw;
+            var first = Math.Max(0, CeilDiv(pw - kj * dw, sw));
+            var last = Math.Min(outW, CeilDiv(w + pw - kj * dw, sw));
+            if (first >= last)
             {
-                for (var ki = 0; ki < kh; ki++)
+                continue;
+            }
+            var plane = ((image * totalChannels) + group * Channels + ch) * h * w;
+            for (var oi = 0; oi < outH; oi++)
+            {
+                var r = oi * sh - ph + ki * dh;
+                if ((uint)r >= (uint)h)
                 {
-                    for (var kj = 0; kj < kw; kj++)
+                    continue;
+                }
+                var line = columns.Slice(row * hw + oi * outW, outW);
+                var target = plane + r * w - pw + kj * dw;
+                if (sw == 1)
+                {
+                    AddInto(dx.AsSpan(target + first, last - first), line[first..last]);
+                }
+                else
+                {
+                    for (var oj = first; oj < last; oj++)
                     {
-                        var row = (ch * kh + ki) * kw + kj;
-                        var first = Math.Max(0, CeilDiv(pw - kj * dw, sw));
-                        var last = Math.Min(outW, CeilDiv(w + pw - kj * dw, sw));
-                        if (first >= last)
-                        {
-                            continue;
-                        }
-                        for (var img = 0; img < batch; img++)
-                        {
-                            var plane = ((img * totalChannels) + group * channels + ch) * h * w;
-                            for (var oi = 0; oi < outH; oi++)
-                            {
-                                var r = oi * sh - ph + ki * dh;
-                                if ((uint)r >= (uint)h)
-                                {
-                                    continue;
-                                }
-                                var line = columns.AsSpan((img * rows + row) * hw + oi * outW, outW);
-                                var target = plane + r * w - pw + kj * dw;
-                                if (sw == 1)
-                                {
-                                    AddInto(dx.AsSpan(target + first, last - first), line[first..last]);
-                                }
-                                else
-                                {
-                                    for (var oj = first; oj < last; oj++)
-                                    {
-                                        dx[target + oj * sw] += line[oj];
-                                    }
-                                }
-                            }
-                        }
+                        dx[target + oj * sw] += line[oj];
                     }
                 }
             }
-        });
+        }
     }
 
     /// <summary>destination += source, element-wise (SIMD).</summary>

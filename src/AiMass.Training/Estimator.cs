@@ -32,8 +32,11 @@ public sealed record RunConfig
     /// <summary>Stop with an error naming the step when the loss becomes NaN or infinite.</summary>
     public bool NanGuard { get; init; } = true;
 
-    /// <summary>Warnings and notices (skipped checkpoints, resumption).</summary>
+    /// <summary>Warnings and notices (skipped checkpoints, resumption), and the training log.</summary>
     public TextWriter Log { get; init; } = TextWriter.Null;
+
+    /// <summary>Write the mean loss, learning rate and throughput to <see cref="Log"/> every N steps (null: no training log).</summary>
+    public long? LogEverySteps { get; init; }
 
     /// <summary>Clock of time-based cadences.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
@@ -260,8 +263,15 @@ public sealed class Estimator
             throw new ArgumentException("give the number of epochs or the maximum number of steps", nameof(train));
         }
         RestoreOnce(requireTrained: false);
+        if (_position > 0 && Context.Restore?.Metadata.GetValueOrDefault("input") is { } input && input != train.Input.Describe())
+        {
+            // The position counts batches of the input the checkpoint was taken with; another input (batch size, data,
+            // shuffle) makes it meaningless, so the interrupted epoch starts over.
+            Config.Log.WriteLine($"warning: the checkpoint was taken on another input ({input}); epoch {_epoch + 1} starts from its first batch");
+            _position = 0;
+        }
         var run = new TrainingRun(Config) { Step = Step, Epoch = _epoch };
-        var hooks = train.Hooks;
+        IReadOnlyList<TrainingHook> hooks = Config.LogEverySteps is { } every ? [Hooks.Logging(Config.Log, every), .. train.Hooks] : train.Hooks;
         foreach (var hook in hooks)
         {
             hook.Begin(run);
