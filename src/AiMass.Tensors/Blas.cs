@@ -37,6 +37,11 @@ public static unsafe class Blas
                 {
                     SetThreads = (delegate* unmanaged<int, void>)threads;
                 }
+                if (NativeLibrary.TryGetExport(handle, "openblas_get_num_threads", out var current))
+                {
+                    // What the library starts with (OPENBLAS_NUM_THREADS or the cores), restored after small products.
+                    _nativeThreads = ((delegate* unmanaged<int>)current)();
+                }
                 Backend = name;
                 return;
             }
@@ -65,7 +70,7 @@ public static unsafe class Blas
     /// </summary>
     private const long SmallGemm = 1L << 24;
 
-    private static int _nativeThreads = Environment.ProcessorCount;
+    private static int _nativeThreads = 1;
 
     /// <summary>
     /// C = alpha · op(A) · op(B) + beta · C for row-major matrices: op(A) is M×K, op(B) is K×N, C is M×N.
