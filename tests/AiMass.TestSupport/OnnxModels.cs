@@ -43,6 +43,32 @@ public static class OnnxModels
         return model.ToArray();
     }
 
+    /// <summary>
+    /// A model with two inputs and two outputs of ONNX element type <paramref name="elementType"/> (TensorProto.DataType:
+    /// 1 float, 7 int64, 8 string, 9 bool, 10 float16, ...): <c>A → Identity → A_out</c> and <c>B → Identity → B_out</c>,
+    /// each of shape [batch, <paramref name="width"/>].
+    /// </summary>
+    public static byte[] Identity(int elementType, int width = 3)
+    {
+        var graph = new ProtoWriter();
+        graph.Message(1, Node(["A"], ["A_out"], "a", "Identity"));
+        graph.Message(1, Node(["B"], ["B_out"], "b", "Identity"));
+        graph.String(2, "identity");
+        graph.Message(11, ValueInfo("A", ["batch", width], elementType));
+        graph.Message(11, ValueInfo("B", ["batch", width], elementType));
+        graph.Message(12, ValueInfo("A_out", ["batch", width], elementType));
+        graph.Message(12, ValueInfo("B_out", ["batch", width], elementType));
+        var model = new ProtoWriter();
+        model.Varint(1, 8);
+        model.String(2, "aimass-tests");
+        model.Message(7, graph);
+        var opset = new ProtoWriter();
+        opset.String(1, "");
+        opset.Varint(2, 13);
+        model.Message(8, opset);
+        return model.ToArray();
+    }
+
     /// <summary>A linear model of about <paramref name="bytes"/> bytes (weights dominate).</summary>
     public static byte[] OfSize(int bytes, int seed = 1)
     {
@@ -85,7 +111,7 @@ public static class OnnxModels
         return t;
     }
 
-    private static ProtoWriter ValueInfo(string name, object[] dims)
+    private static ProtoWriter ValueInfo(string name, object[] dims, int elementType = FloatType)
     {
         var shape = new ProtoWriter();
         foreach (var d in dims)
@@ -102,7 +128,7 @@ public static class OnnxModels
             shape.Message(1, dim);
         }
         var tensorType = new ProtoWriter();
-        tensorType.Varint(1, FloatType);
+        tensorType.Varint(1, (ulong)elementType);
         tensorType.Message(2, shape);
         var type = new ProtoWriter();
         type.Message(1, tensorType);

@@ -1,0 +1,356 @@
+namespace AiMass.Serving;
+
+/// <summary>Dynamic batching settings of a model (Triton's <c>dynamic_batching</c>).</summary>
+public sealed record BatchingOptions
+{
+    /// <summary>Largest batch (rows along the first dimension) run at once; 1 disables batching.</summary>
+    public int MaxBatchSize { get; init; } = 8;
+
+    /// <summary>Batch sizes run at once without waiting for the queue delay.</summary>
+    public IReadOnlyList<int> PreferredBatchSizes { get; init; } = [];
+
+    /// <summary>How long the oldest request of a batch may wait for more to join it.</summary>
+    public TimeSpan MaxQueueDelay { get; init; } = TimeSpan.FromMicroseconds(100);
+
+    /// <summary>Requests waiting at most; beyond it requests are refused (429) with <see cref="RetryAfter"/>.</summary>
+    public int MaxQueueSize { get; init; } = 1024;
+
+    /// <summary>Time a request may wait in the queue when it does not say (null: no limit).</summary>
+    public TimeSpan? DefaultTimeout { get; init; }
+
+    /// <summary>What a refused client is told to wait.</summary>
+    public TimeSpan RetryAfter { get; init; } = TimeSpan.FromSeconds(1);
+}
+
+/// <summary>
+/// Queues requests for one model and runs them in batches: requests whose inputs agree in every dimension but the
+/// first are concatenated along it (up to <see cref="BatchingOptions.MaxBatchSize"/> rows), run once, and the outputs
+/// split back row for row. A higher priority is served before queued lower ones; equal priorities in arrival order. A
+/// request that waited past its timeout fails with 504 without running; a full queue refuses with 429.
+/// </summary>
+public sealed class DynamicBatcher : IAsyncDisposable
+{
+    private readonly ModelSession _session;
+    private readonly BatchingOptions _options;
+    private readonly TimeProvider _time;
+    private readonly List<Pending> _queue = [];
+    private readonly object _lock = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _worker;
+    private TaskCompletionSource _signal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _holds;
+    private long _batches;
+    private long _inferences;
+
+    /// <summary>Starts the batcher's worker.</summary>
+    public DynamicBatcher(ModelSession session, BatchingOptions? options = null, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        _session = session;
+        _options = options ?? new BatchingOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxBatchSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxQueueSize, 1);
+        _time = time ?? TimeProvider.System;
+        _worker = Task.Run(RunAsync);
+    }
+
+    /// <summary>Requests waiting in the queue now.</summary>
+    public int Waiting
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _queue.Count;
+            }
+        }
+    }
+
+    /// <summary>Model executions so far (Triton's execution count).</summary>
+    public long Batches => Interlocked.Read(ref _batches);
+
+    /// <summary>Requests answered so far (Triton's inference count counts rows; this counts requests).</summary>
+    public long Inferences => Interlocked.Read(ref _inferences);
+
+    /// <summary>
+    /// Queues a request and returns its outputs (those it asked for, in that order; else all). Bad inputs fail at once
+    /// with a 400 that names them; a full queue with 429; a timeout with 504.
+    /// </summary>
+    public Task<IReadOnlyList<InferTensor>> InferAsync(InferenceRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        try
+        {
+            return Enqueue(request, cancellationToken);
+        }
+        catch (InferenceException e)
+        {
+            return Task.FromException<IReadOnlyList<InferTensor>>(e);
+        }
+    }
+
+    private Task<IReadOnlyList<InferTensor>> Enqueue(InferenceRequest request, CancellationToken cancellationToken)
+    {
+        _session.Validate(request.Inputs);
+        _session.ValidateOutputs(request.Outputs.Select(o => o.Name));
+        var rows = _session.Batchable ? (int)request.Inputs[0].Shape[0] : 1;
+        if (_session.Batchable && request.Inputs.Any(i => i.Shape[0] != rows))
+        {
+            throw new InferenceException($"every input's first (batch) dimension must agree; got {string.Join(", ", request.Inputs.Select(i => $"{i.Name} {ModelSession.Format(i.Shape)}"))}");
+        }
+        var timeout = request.Timeout ?? _options.DefaultTimeout;
+        var pending = new Pending(request, rows, Key(request), _time.GetTimestamp(), timeout);
+        lock (_lock)
+        {
+            if (_queue.Count >= _options.MaxQueueSize)
+            {
+                throw new InferenceException(429, $"model {_session.Name}: the queue is full ({_options.MaxQueueSize} requests)") { RetryAfter = _options.RetryAfter };
+            }
+            // Ordered by priority (higher first), then arrival.
+            var at = _queue.FindIndex(p => p.Request.Priority < request.Priority);
+            _queue.Insert(at < 0 ? _queue.Count : at, pending);
+            _signal.TrySetResult();
+        }
+        if (cancellationToken.CanBeCanceled)
+        {
+            cancellationToken.Register(() => pending.Completion.TrySetCanceled(cancellationToken));
+        }
+        return pending.Completion.Task;
+    }
+
+    /// <summary>Keeps the worker from starting batches until disposed (tests use it to queue requests first).</summary>
+    internal IDisposable Hold()
+    {
+        lock (_lock)
+        {
+            _holds++;
+        }
+        return new Release(this);
+    }
+
+    private sealed class Release(DynamicBatcher batcher) : IDisposable
+    {
+        public void Dispose()
+        {
+            lock (batcher._lock)
+            {
+                batcher._holds--;
+                batcher._signal.TrySetResult();
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _worker.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        lock (_lock)
+        {
+            foreach (var p in _queue)
+            {
+                p.Completion.TrySetException(new InferenceException(503, $"model {_session.Name} is unloading") { RetryAfter = _options.RetryAfter });
+            }
+            _queue.Clear();
+        }
+        _stop.Dispose();
+    }
+
+    private async Task RunAsync()
+    {
+        var token = _stop.Token;
+        while (!token.IsCancellationRequested)
+        {
+            Task signal;
+            List<Pending>? batch = null;
+            TimeSpan? wait = null;
+            lock (_lock)
+            {
+                signal = _signal.Task;
+                if (_signal.Task.IsCompleted)
+                {
+                    _signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                }
+                DropExpired();
+                if (_queue.Count > 0 && _holds == 0)
+                {
+                    var (chosen, full) = Choose();
+                    var waited = _time.GetElapsedTime(chosen[0].Enqueued);
+                    if (full || waited >= _options.MaxQueueDelay)
+                    {
+                        foreach (var p in chosen)
+                        {
+                            _queue.Remove(p);
+                        }
+                        batch = chosen;
+                    }
+                    else
+                    {
+                        wait = _options.MaxQueueDelay - waited;
+                    }
+                }
+                // Wake up in time to fail a request whose timeout passes while it waits.
+                foreach (var p in _queue)
+                {
+                    if (p.Timeout is { } t)
+                    {
+                        var left = t - _time.GetElapsedTime(p.Enqueued) + TimeSpan.FromTicks(1);
+                        wait = wait is { } w0 && w0 < left ? w0 : left;
+                    }
+                }
+            }
+            if (batch is not null)
+            {
+                Execute(batch);
+                continue;
+            }
+            // Sleep until a request arrives or the oldest one's delay is over.
+            if (wait is { } w)
+            {
+                await Task.WhenAny(signal, Task.Delay(w, _time, token)).ConfigureAwait(false);
+            }
+            else
+            {
+                await signal.WaitAsync(token).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>The requests to run next: the head of the queue and the compatible ones after it, up to the batch size.</summary>
+    private (List<Pending> Batch, bool Full) Choose()
+    {
+        var head = _queue[0];
+        var batch = new List<Pending> { head };
+        if (!_session.Batchable || _options.MaxBatchSize == 1 || head.Rows >= _options.MaxBatchSize)
+        {
+            return (batch, true);
+        }
+        var rows = head.Rows;
+        foreach (var p in _queue.Skip(1))
+        {
+            if (p.Key == head.Key && rows + p.Rows <= _options.MaxBatchSize)
+            {
+                batch.Add(p);
+                rows += p.Rows;
+            }
+        }
+        return (batch, rows == _options.MaxBatchSize || _options.PreferredBatchSizes.Contains(rows));
+    }
+
+    private void DropExpired()
+    {
+        for (var i = _queue.Count - 1; i >= 0; i--)
+        {
+            var p = _queue[i];
+            if (p.Completion.Task.IsCompleted)
+            {
+                _queue.RemoveAt(i);
+            }
+            else if (p.Timeout is { } t && _time.GetElapsedTime(p.Enqueued) > t)
+            {
+                _queue.RemoveAt(i);
+                p.Completion.TrySetException(new InferenceException(504, $"model {_session.Name}: the request waited longer than its timeout ({t.TotalMilliseconds:0.###} ms) in the queue"));
+            }
+        }
+    }
+
+    private void Execute(List<Pending> batch)
+    {
+        try
+        {
+            var requested = batch.SelectMany(p => p.Request.Outputs.Select(o => o.Name)).Distinct(StringComparer.Ordinal).ToList();
+            var names = batch.Any(p => p.Request.Outputs.Count == 0) || requested.Count == 0 ? null : requested;
+            IReadOnlyList<InferTensor> outputs;
+            if (batch.Count == 1)
+            {
+                outputs = _session.Run(batch[0].Request.Inputs, names);
+                Interlocked.Increment(ref _batches);
+                Deliver(batch[0], outputs);
+                return;
+            }
+            var inputs = batch[0].Request.Inputs.Select(i => Concat(i.Name, batch)).ToList();
+            outputs = _session.Run(inputs, names);
+            Interlocked.Increment(ref _batches);
+            var total = batch.Sum(p => p.Rows);
+            var offset = 0;
+            foreach (var p in batch)
+            {
+                Deliver(p, outputs.Select(o => Slice(o, offset, p.Rows, total)).ToList());
+                offset += p.Rows;
+            }
+        }
+#pragma warning disable CA1031 // a failed execution fails its requests, never the worker
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            var error = e as InferenceException ?? new InferenceException(500, $"model {_session.Name} failed: {e.Message}");
+            foreach (var p in batch)
+            {
+                p.Completion.TrySetException(error);
+            }
+        }
+    }
+
+    private void Deliver(Pending pending, IReadOnlyList<InferTensor> outputs)
+    {
+        var asked = pending.Request.Outputs;
+        IReadOnlyList<InferTensor> result = asked.Count == 0 ? outputs : asked.Select(a => outputs.First(o => o.Name == a.Name)).ToList();
+        Interlocked.Increment(ref _inferences);
+        pending.Completion.TrySetResult(result);
+    }
+
+    private static InferTensor Concat(string name, List<Pending> batch)
+    {
+        var parts = batch.Select(p => p.Request.Inputs.First(i => i.Name == name)).ToList();
+        var first = parts[0];
+        var shape = (long[])first.Shape.Clone();
+        shape[0] = parts.Sum(p => p.Shape[0]);
+        var data = InferDataTypes.NewArray(first.DataType, parts.Sum(p => p.Data.Length));
+        var at = 0;
+        foreach (var part in parts)
+        {
+            Array.Copy(part.Data, 0, data, at, part.Data.Length);
+            at += part.Data.Length;
+        }
+        return new InferTensor(name, first.DataType, shape, data);
+    }
+
+    private static InferTensor Slice(InferTensor output, int offset, int rows, int total)
+    {
+        if (output.Shape.Length == 0 || output.Shape[0] != total)
+        {
+            throw new InferenceException(500, $"output '{output.Name}' has shape {ModelSession.Format(output.Shape)}; a batch of {total} rows cannot be split back");
+        }
+        var perRow = total == 0 ? 0 : output.Data.Length / total;
+        var shape = (long[])output.Shape.Clone();
+        shape[0] = rows;
+        var data = InferDataTypes.NewArray(output.DataType, rows * perRow);
+        Array.Copy(output.Data, offset * perRow, data, 0, rows * perRow);
+        return new InferTensor(output.Name, output.DataType, shape, data);
+    }
+
+    /// <summary>Requests batch together when their inputs agree in names, types and every dimension but the first.</summary>
+    private string Key(InferenceRequest request) => string.Join(";", request.Inputs.OrderBy(i => i.Name, StringComparer.Ordinal)
+        .Select(i => $"{i.Name}:{i.DataType}:{string.Join(",", _session.Batchable ? i.Shape.Skip(1) : i.Shape)}"));
+
+    private sealed class Pending(InferenceRequest request, int rows, string key, long enqueued, TimeSpan? timeout)
+    {
+        public InferenceRequest Request { get; } = request;
+
+        public int Rows { get; } = rows;
+
+        public string Key { get; } = key;
+
+        public long Enqueued { get; } = enqueued;
+
+        public TimeSpan? Timeout { get; } = timeout;
+
+        public TaskCompletionSource<IReadOnlyList<InferTensor>> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}

@@ -1,0 +1,461 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+
+namespace AiMass.Serving;
+
+/// <summary>An output the client asks for, and whether it wants it in the binary section.</summary>
+/// <param name="Name">Output name.</param>
+/// <param name="Binary">Return it as raw bytes after the JSON header (the binary tensor extension).</param>
+public sealed record RequestedOutput(string Name, bool Binary);
+
+/// <summary>An inference request as the Open Inference Protocol v2 (KServe, Triton) defines it.</summary>
+public sealed record InferenceRequest
+{
+    /// <summary>Request id, echoed in the response.</summary>
+    public string? Id { get; init; }
+
+    /// <summary>Input tensors.</summary>
+    public required IReadOnlyList<InferTensor> Inputs { get; init; }
+
+    /// <summary>Requested outputs; empty means every output, in JSON unless <see cref="BinaryOutputs"/>.</summary>
+    public IReadOnlyList<RequestedOutput> Outputs { get; init; } = [];
+
+    /// <summary>Outputs not named in <see cref="Outputs"/> come back binary (parameter <c>binary_data_output</c>).</summary>
+    public bool BinaryOutputs { get; init; }
+
+    /// <summary>Priority (parameter <c>priority</c>): a higher-priority request is served before queued lower ones; 0 is the default.</summary>
+    public int Priority { get; init; }
+
+    /// <summary>Time the request may wait in the queue (parameter <c>timeout</c>, microseconds, as Triton's).</summary>
+    public TimeSpan? Timeout { get; init; }
+}
+
+/// <summary>An inference response.</summary>
+/// <param name="ModelName">Model that answered.</param>
+/// <param name="ModelVersion">Its version.</param>
+/// <param name="Id">The request's id.</param>
+/// <param name="Outputs">Output tensors with whether each goes binary.</param>
+public sealed record InferenceResponse(string ModelName, string ModelVersion, string? Id, IReadOnlyList<(InferTensor Tensor, bool Binary)> Outputs);
+
+/// <summary>A request the server refuses or cannot serve; <see cref="Status"/> is the HTTP status.</summary>
+public sealed class InferenceException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public InferenceException(int status, string message) : base(message) => Status = status;
+
+    /// <summary>Creates a 400 exception.</summary>
+    public InferenceException(string message) : this(400, message)
+    {
+    }
+
+    /// <summary>Creates a 400 exception with a cause.</summary>
+    public InferenceException(string message, Exception inner) : base(message, inner) => Status = 400;
+
+    /// <summary>Creates a 500 exception.</summary>
+    public InferenceException() : this(500, "inference failed")
+    {
+    }
+
+    /// <summary>HTTP status: 400 bad request, 404 unknown model, 429 queue full, 503 not ready, 504 timed out.</summary>
+    public int Status { get; }
+
+    /// <summary>When the client may retry (429, 503).</summary>
+    public TimeSpan? RetryAfter { get; init; }
+}
+
+/// <summary>
+/// Reads and writes Open Inference Protocol v2 REST bodies: JSON tensors (data flat or nested, every datatype) and the
+/// binary tensor extension (a JSON header of <c>Inference-Header-Content-Length</c> bytes followed by raw tensors).
+/// </summary>
+public static class OipCodec
+{
+    /// <summary>The HTTP header that gives the JSON part's length when binary tensors follow it.</summary>
+    public const string HeaderLengthHeader = "Inference-Header-Content-Length";
+
+    /// <summary>Parses a request body; <paramref name="headerLength"/> is the JSON part's length when binary data follows.</summary>
+    public static InferenceRequest ReadRequest(ReadOnlyMemory<byte> body, int? headerLength = null)
+    {
+        if (headerLength is { } h && (h < 0 || h > body.Length))
+        {
+            throw new InferenceException($"{HeaderLengthHeader} is {h}, but the body has {body.Length} bytes");
+        }
+        var json = body[..(headerLength ?? body.Length)];
+        var binary = body[(headerLength ?? body.Length)..];
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            throw new InferenceException($"the request is not valid JSON: {e.Message}", e);
+        }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw new InferenceException("the request must be a JSON object with \"inputs\"");
+            }
+            var id = root.TryGetProperty("id", out var idElement) ? idElement.ValueKind == JsonValueKind.String ? idElement.GetString() : idElement.GetRawText() : null;
+            var parameters = root.TryGetProperty("parameters", out var p) && p.ValueKind == JsonValueKind.Object ? p : default;
+            if (!root.TryGetProperty("inputs", out var inputsElement) || inputsElement.ValueKind != JsonValueKind.Array || inputsElement.GetArrayLength() == 0)
+            {
+                throw new InferenceException("the request needs \"inputs\": a non-empty list of tensors");
+            }
+            var offset = 0;
+            var inputs = new List<InferTensor>();
+            foreach (var input in inputsElement.EnumerateArray())
+            {
+                inputs.Add(ReadInput(input, binary, ref offset));
+            }
+            if (offset != binary.Length)
+            {
+                throw new InferenceException($"the binary section has {binary.Length} bytes but the inputs' binary_data_size add up to {offset}");
+            }
+            var names = inputs.GroupBy(i => i.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+            if (names is not null)
+            {
+                throw new InferenceException($"input '{names.Key}' is given more than once");
+            }
+            var outputs = new List<RequestedOutput>();
+            if (root.TryGetProperty("outputs", out var outputsElement) && outputsElement.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var output in outputsElement.EnumerateArray())
+                {
+                    var name = output.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : throw new InferenceException("every requested output needs a \"name\"");
+                    var wantsBinary = output.TryGetProperty("parameters", out var op) && op.ValueKind == JsonValueKind.Object
+                        && op.TryGetProperty("binary_data", out var b) && b.ValueKind == JsonValueKind.True;
+                    outputs.Add(new RequestedOutput(name, wantsBinary));
+                }
+            }
+            return new InferenceRequest
+            {
+                Id = id,
+                Inputs = inputs,
+                Outputs = outputs,
+                BinaryOutputs = parameters.ValueKind == JsonValueKind.Object && parameters.TryGetProperty("binary_data_output", out var bo) && bo.ValueKind == JsonValueKind.True,
+                Priority = parameters.ValueKind == JsonValueKind.Object && parameters.TryGetProperty("priority", out var pr) && pr.TryGetInt32(out var prio) ? prio : 0,
+                Timeout = parameters.ValueKind == JsonValueKind.Object && parameters.TryGetProperty("timeout", out var to) && to.TryGetInt64(out var us) && us > 0
+                    ? TimeSpan.FromMicroseconds(us) : null,
+            };
+        }
+    }
+
+    private static InferTensor ReadInput(JsonElement input, ReadOnlyMemory<byte> binary, ref int offset)
+    {
+        if (input.ValueKind != JsonValueKind.Object)
+        {
+            throw new InferenceException("every input must be an object with name, shape, datatype and data");
+        }
+        var name = input.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : throw new InferenceException("an input has no \"name\"");
+        if (!input.TryGetProperty("datatype", out var dt) || !InferDataTypes.TryParse(dt.GetString(), out var type))
+        {
+            throw new InferenceException($"input '{name}': \"datatype\" must be one of {InferDataTypes.AllNames}");
+        }
+        if (!input.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
+        {
+            throw new InferenceException($"input '{name}': \"shape\" must be a list of dimensions");
+        }
+        var shape = new long[shapeElement.GetArrayLength()];
+        var k = 0;
+        foreach (var d in shapeElement.EnumerateArray())
+        {
+            if (!d.TryGetInt64(out shape[k]) || shape[k] < 0)
+            {
+                throw new InferenceException($"input '{name}': shape {shapeElement.GetRawText()} must hold non-negative whole numbers");
+            }
+            k++;
+        }
+        var count = InferTensor.ElementCount(shape);
+        if (count > int.MaxValue)
+        {
+            throw new InferenceException($"input '{name}': shape {shapeElement.GetRawText()} is too large");
+        }
+        if (input.TryGetProperty("parameters", out var p) && p.ValueKind == JsonValueKind.Object && p.TryGetProperty("binary_data_size", out var sizeElement))
+        {
+            if (!sizeElement.TryGetInt32(out var size) || size < 0 || offset + size > binary.Length)
+            {
+                throw new InferenceException($"input '{name}': binary_data_size {sizeElement.GetRawText()} does not fit the {binary.Length - offset} binary bytes left");
+            }
+            var tensor = FromBinary(name, type, shape, (int)count, binary.Span.Slice(offset, size));
+            offset += size;
+            return tensor;
+        }
+        if (!input.TryGetProperty("data", out var data))
+        {
+            throw new InferenceException($"input '{name}' has no \"data\" (nor binary_data_size)");
+        }
+        var values = new List<JsonElement>((int)Math.Min(count, 1 << 20));
+        Flatten(data, values, name);
+        if (values.Count != count)
+        {
+            throw new InferenceException($"input '{name}': shape [{string.Join(", ", shape)}] needs {count} values, got {values.Count}");
+        }
+        return new InferTensor(name, type, shape, FromJson(name, type, values));
+    }
+
+    private static void Flatten(JsonElement element, List<JsonElement> values, string name)
+    {
+        if (element.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var item in element.EnumerateArray())
+            {
+                Flatten(item, values, name);
+            }
+            return;
+        }
+        values.Add(element);
+    }
+
+    private static Array FromJson(string name, InferDataType type, List<JsonElement> values)
+    {
+        var array = InferDataTypes.NewArray(type, values.Count);
+        for (var i = 0; i < values.Count; i++)
+        {
+            var v = values[i];
+            var numeric = v.ValueKind == JsonValueKind.Number;
+            var ok = type switch
+            {
+                InferDataType.Bool => v.ValueKind is JsonValueKind.True or JsonValueKind.False && Set(array, i, v.GetBoolean()),
+                InferDataType.Uint8 => numeric && v.TryGetByte(out var u8) && Set(array, i, u8),
+                InferDataType.Uint16 => numeric && v.TryGetUInt16(out var u16) && Set(array, i, u16),
+                InferDataType.Uint32 => numeric && v.TryGetUInt32(out var u32) && Set(array, i, u32),
+                InferDataType.Uint64 => numeric && v.TryGetUInt64(out var u64) && Set(array, i, u64),
+                InferDataType.Int8 => numeric && v.TryGetSByte(out var i8) && Set(array, i, i8),
+                InferDataType.Int16 => numeric && v.TryGetInt16(out var i16) && Set(array, i, i16),
+                InferDataType.Int32 => numeric && v.TryGetInt32(out var i32) && Set(array, i, i32),
+                InferDataType.Int64 => numeric && v.TryGetInt64(out var i64) && Set(array, i, i64),
+                InferDataType.Fp16 => numeric && v.TryGetDouble(out var h) && Set(array, i, (Half)h),
+                InferDataType.Fp32 => numeric && v.TryGetSingle(out var f) && Set(array, i, f),
+                InferDataType.Fp64 => numeric && v.TryGetDouble(out var d) && Set(array, i, d),
+                _ => v.ValueKind == JsonValueKind.String && Set(array, i, v.GetString()!),
+            };
+            if (!ok)
+            {
+                var raw = v.GetRawText();
+                throw new InferenceException($"input '{name}': value {i} ({(raw.Length > 40 ? raw[..40] + "..." : raw)}) is not a valid {InferDataTypes.Name(type)}");
+            }
+        }
+        return array;
+    }
+
+    private static bool Set<T>(Array array, int index, T value)
+    {
+        ((T[])array)[index] = value;
+        return true;
+    }
+
+    private static InferTensor FromBinary(string name, InferDataType type, long[] shape, int count, ReadOnlySpan<byte> bytes)
+    {
+        if (type == InferDataType.Bytes)
+        {
+            var strings = new string[count];
+            var at = 0;
+            for (var i = 0; i < count; i++)
+            {
+                if (at + 4 > bytes.Length)
+                {
+                    throw new InferenceException($"input '{name}': binary BYTES data ends before element {i}");
+                }
+                var length = BinaryPrimitives.ReadInt32LittleEndian(bytes[at..]);
+                if (length < 0 || at + 4 + length > bytes.Length)
+                {
+                    throw new InferenceException($"input '{name}': binary BYTES element {i} claims {length} bytes, more than remain");
+                }
+                strings[i] = Encoding.UTF8.GetString(bytes.Slice(at + 4, length));
+                at += 4 + length;
+            }
+            if (at != bytes.Length)
+            {
+                throw new InferenceException($"input '{name}': {bytes.Length - at} bytes left over after {count} BYTES elements");
+            }
+            return new InferTensor(name, type, shape, strings);
+        }
+        var expected = (long)count * InferDataTypes.Size(type);
+        if (bytes.Length != expected)
+        {
+            throw new InferenceException($"input '{name}': shape [{string.Join(", ", shape)}] of {InferDataTypes.Name(type)} needs {expected} bytes, binary_data_size is {bytes.Length}");
+        }
+        var array = InferDataTypes.NewArray(type, count);
+        // Little-endian wire format on little-endian hosts: a plain copy.
+        bytes.CopyTo(MemoryMarshal.AsBytes(AsSpan(array)));
+        return new InferTensor(name, type, shape, array);
+    }
+
+    /// <summary>Writes a response; returns the body and, when any output is binary, the JSON part's length.</summary>
+    public static (byte[] Body, int? HeaderLength) WriteResponse(InferenceResponse response)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("model_name", response.ModelName);
+            writer.WriteString("model_version", response.ModelVersion);
+            if (response.Id is not null)
+            {
+                writer.WriteString("id", response.Id);
+            }
+            writer.WriteStartArray("outputs");
+            foreach (var (tensor, binary) in response.Outputs)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("name", tensor.Name);
+                writer.WriteString("datatype", InferDataTypes.Name(tensor.DataType));
+                writer.WriteStartArray("shape");
+                foreach (var d in tensor.Shape)
+                {
+                    writer.WriteNumberValue(d);
+                }
+                writer.WriteEndArray();
+                if (binary)
+                {
+                    writer.WriteStartObject("parameters");
+                    writer.WriteNumber("binary_data_size", tensor.BinarySize());
+                    writer.WriteEndObject();
+                }
+                else
+                {
+                    writer.WritePropertyName("data");
+                    WriteData(writer, tensor);
+                }
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+        if (!response.Outputs.Any(o => o.Binary))
+        {
+            return (buffer.WrittenSpan.ToArray(), null);
+        }
+        var headerLength = buffer.WrittenCount;
+        foreach (var (tensor, binary) in response.Outputs.Where(o => o.Binary))
+        {
+            WriteBinary(buffer, tensor);
+        }
+        return (buffer.WrittenSpan.ToArray(), headerLength);
+    }
+
+    private static void WriteData(Utf8JsonWriter writer, InferTensor tensor)
+    {
+        writer.WriteStartArray();
+        switch (tensor.Data)
+        {
+            case float[] f:
+                foreach (var v in f)
+                {
+                    WriteFloat(writer, v);
+                }
+                break;
+            case double[] d:
+                foreach (var v in d)
+                {
+                    WriteFloat(writer, v);
+                }
+                break;
+            case Half[] h:
+                foreach (var v in h)
+                {
+                    WriteFloat(writer, (float)v);
+                }
+                break;
+            case bool[] b:
+                foreach (var v in b)
+                {
+                    writer.WriteBooleanValue(v);
+                }
+                break;
+            case string[] s:
+                foreach (var v in s)
+                {
+                    writer.WriteStringValue(v);
+                }
+                break;
+            case long[] l:
+                foreach (var v in l)
+                {
+                    writer.WriteNumberValue(v);
+                }
+                break;
+            case ulong[] ul:
+                foreach (var v in ul)
+                {
+                    writer.WriteNumberValue(v);
+                }
+                break;
+            default:
+                foreach (var v in tensor.Data)
+                {
+                    writer.WriteNumberValue(Convert.ToInt64(v, CultureInfo.InvariantCulture));
+                }
+                break;
+        }
+        writer.WriteEndArray();
+    }
+
+    private static void WriteFloat(Utf8JsonWriter writer, double value)
+    {
+        if (double.IsFinite(value))
+        {
+            writer.WriteNumberValue(value);
+        }
+        else
+        {
+            // JSON has no NaN or infinity; Triton writes them as strings too.
+            writer.WriteStringValue(double.IsNaN(value) ? "NaN" : value > 0 ? "Infinity" : "-Infinity");
+        }
+    }
+
+    private static void WriteFloat(Utf8JsonWriter writer, float value)
+    {
+        if (float.IsFinite(value))
+        {
+            writer.WriteNumberValue(value);
+        }
+        else
+        {
+            writer.WriteStringValue(float.IsNaN(value) ? "NaN" : value > 0 ? "Infinity" : "-Infinity");
+        }
+    }
+
+    private static void WriteBinary(ArrayBufferWriter<byte> buffer, InferTensor tensor)
+    {
+        if (tensor.Data is string[] strings)
+        {
+            foreach (var s in strings)
+            {
+                var length = Encoding.UTF8.GetByteCount(s);
+                BinaryPrimitives.WriteInt32LittleEndian(buffer.GetSpan(4), length);
+                buffer.Advance(4);
+                buffer.Advance(Encoding.UTF8.GetBytes(s, buffer.GetSpan(length)));
+            }
+            return;
+        }
+        var bytes = MemoryMarshal.AsBytes(AsSpan(tensor.Data));
+        bytes.CopyTo(buffer.GetSpan(bytes.Length));
+        buffer.Advance(bytes.Length);
+    }
+
+    /// <summary>The values of a fixed-size array as a span of its element type.</summary>
+    private static Span<byte> AsSpan(Array array) => array switch
+    {
+        bool[] a => MemoryMarshal.AsBytes(a.AsSpan()),
+        byte[] a => a,
+        sbyte[] a => MemoryMarshal.AsBytes(a.AsSpan()),
+        short[] a => MemoryMarshal.AsBytes(a.AsSpan()),
+        ushort[] a => MemoryMarshal.AsBytes(a.AsSpan()),
+        int[] a => MemoryMarshal.AsBytes(a.AsSpan()),
+        uint[] a => MemoryMarshal.AsBytes(a.AsSpan()),
+        long[] a => MemoryMarshal.AsBytes(a.AsSpan()),
+        ulong[] a => MemoryMarshal.AsBytes(a.AsSpan()),
+        Half[] a => MemoryMarshal.AsBytes(a.AsSpan()),
+        float[] a => MemoryMarshal.AsBytes(a.AsSpan()),
+        double[] a => MemoryMarshal.AsBytes(a.AsSpan()),
+        _ => throw new ArgumentException($"{array.GetType().Name} has no fixed-size binary form"),
+    };
+}
