@@ -18,6 +18,7 @@ root.Subcommands.Add(AdminCommands.Status());
 root.Subcommands.Add(ModelsCommands.Create());
 root.Subcommands.Add(JobsCommands.Create());
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(ServeCommand.Create());
 root.Subcommands.Add(JobsCommands.Nodes());
 root.Subcommands.Add(JobsCommands.Queues());
 root.Subcommands.Add(AdminCommands.Create());

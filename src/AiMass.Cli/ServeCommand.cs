@@ -1,0 +1,119 @@
+using System.CommandLine;
+using System.Globalization;
+using AiMass.Registry;
+using AiMass.Server;
+using AiMass.Server.Api;
+using AiMass.Serving;
+using Microsoft.Extensions.Hosting;
+
+namespace AiMass.Cli;
+
+/// <summary><c>aimass serve MODEL...</c>: one model host in this process, speaking the Open Inference Protocol over REST.</summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var models = new Argument<string[]>("MODEL")
+        {
+            Description = "An .onnx file (served as its file name, version 1; NAME=FILE to choose the name) or NAME@VERSION|ALIAS from the registry (--server)",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var port = new Option<int>("--port") { Description = "TCP port (0 picks a free one)", DefaultValueFactory = _ => 8000 };
+        var host = new Option<string>("--host") { Description = "Address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
+        var maxBatch = new Option<int>("--max-batch-size") { Description = "Largest dynamic batch in rows (1: no batching)", DefaultValueFactory = _ => 8 };
+        var delay = new Option<int>("--max-queue-delay-us") { Description = "How long a request may wait for others to batch with, in microseconds", DefaultValueFactory = _ => 100 };
+        var queue = new Option<int>("--max-queue-size") { Description = "Requests waiting at most; more are refused with 429", DefaultValueFactory = _ => 1024 };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads per model", DefaultValueFactory = _ => 1 };
+        var command = new Command("serve", "Serve ONNX models here over the Open Inference Protocol v2 (REST), with dynamic batching")
+        {
+            models, port, host, maxBatch, delay, queue, threads,
+        };
+        command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
+        {
+            var p = parse.GetValue(port);
+            if (p is < 0 or > 65535)
+            {
+                throw new CliException($"--port {p} is not a TCP port (0-65535)");
+            }
+            if (parse.GetValue(maxBatch) < 1 || parse.GetValue(delay) < 0 || parse.GetValue(queue) < 1 || parse.GetValue(threads) < 0)
+            {
+                throw new CliException("--max-batch-size and --max-queue-size must be at least 1; --max-queue-delay-us and --threads not negative");
+            }
+            var config = new ModelConfig
+            {
+                Batching = new BatchingOptions
+                {
+                    MaxBatchSize = parse.GetValue(maxBatch),
+                    MaxQueueDelay = TimeSpan.FromMicroseconds(parse.GetValue(delay)),
+                    MaxQueueSize = parse.GetValue(queue),
+                },
+                Session = new ModelSessionOptions { IntraOpThreads = parse.GetValue(threads) },
+            };
+            await using var repository = new ModelRepository();
+            foreach (var model in parse.GetValue(models)!)
+            {
+                var (name, version, bytes) = await FetchAsync(parse, model, ct);
+                try
+                {
+                    var loaded = await repository.LoadAsync(name, version, bytes, config);
+                    Console.Out.WriteLine($"loaded {name} version {version}: inputs {string.Join(", ", loaded.Session.Inputs.Select(Describe))}; outputs {string.Join(", ", loaded.Session.Outputs.Select(Describe))}"
+                        + (loaded.Session.Batchable ? $"; batching up to {config.Batching.MaxBatchSize}" : "; not batchable (fixed first dimension)"));
+                }
+                catch (InferenceException e)
+                {
+                    throw new CliException(e.Message);
+                }
+            }
+            await using var app = InferenceApi.BuildHost(repository, parse.GetValue(host)!, p);
+            try
+            {
+                await app.StartAsync(ct);
+            }
+            catch (IOException ex) when (Cli.IsPortInUse(ex))
+            {
+                throw new CliException($"port {p} is already in use; choose another with --port");
+            }
+            var address = app.GetListeningAddress();
+            Console.Out.WriteLine($"serving on {address.ToString().TrimEnd('/')} (Open Inference Protocol v2: {address}v2/models/NAME/infer). Press Ctrl-C to stop.");
+            await Console.Out.FlushAsync(ct);
+            try
+            {
+                await app.WaitForShutdownAsync(ct);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            await app.StopAsync(CancellationToken.None);
+        }));
+        return command;
+    }
+
+    private static string Describe(TensorMetadata t) => $"{t.Name} {InferDataTypes.Name(t.DataType)} [{string.Join(", ", t.Shape)}]";
+
+    private static async Task<(string Name, string Version, byte[] Bytes)> FetchAsync(ParseResult parse, string model, CancellationToken ct)
+    {
+        var equals = model.IndexOf('=', StringComparison.Ordinal);
+        var path = equals > 0 ? model[(equals + 1)..] : model;
+        if (File.Exists(path))
+        {
+            var name = equals > 0 ? model[..equals] : Path.GetFileNameWithoutExtension(path);
+            if (!Names.IsValidModelName(name))
+            {
+                throw new CliException($"'{name}' is not a valid model name; give one with NAME={path}");
+            }
+            return (name, "1", await File.ReadAllBytesAsync(path, ct));
+        }
+        if (!VersionRef.TryParse(model, out var reference, out var error))
+        {
+            throw new CliException($"'{model}' is neither an existing file nor a registry reference NAME@VERSION|ALIAS: {error}");
+        }
+        using var client = Cli.CreateClient(parse);
+        using var buffer = new MemoryStream();
+        var info = await client.DownloadArtifactAsync(reference, buffer, cancellationToken: ct);
+        if (!string.Equals(info.Format, "onnx", StringComparison.Ordinal))
+        {
+            throw new CliException($"{info.Name}@{info.Version} is in format {info.Format}; serve takes onnx");
+        }
+        return (info.Name, info.Version.ToString(CultureInfo.InvariantCulture), buffer.ToArray());
+    }
+}

@@ -1,0 +1,171 @@
+using System.Globalization;
+using System.Text.Json;
+using AiMass.Serving;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace AiMass.Server.Api;
+
+/// <summary>
+/// The Open Inference Protocol v2 REST endpoints (KServe / Triton) over a <see cref="ModelRepository"/>: health,
+/// server and model metadata, readiness, and inference with JSON or binary tensors. Errors are <c>{"error": "..."}</c>
+/// with 400 (bad request), 404 (unknown model or version), 413 (body too large), 429 (queue full, with Retry-After),
+/// 503 (unloading) or 504 (timed out in the queue).
+/// </summary>
+public static class InferenceApi
+{
+    private static readonly string[] Extensions = ["binary_tensor_data"];
+
+    /// <summary>Largest request body accepted (64 MiB).</summary>
+    public const long MaxRequestBytes = 64L << 20;
+
+    /// <summary>Maps <c>/v2/...</c> onto <paramref name="repository"/>.</summary>
+    public static void MapInferenceApi(this IEndpointRouteBuilder app, ModelRepository repository)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        ArgumentNullException.ThrowIfNull(repository);
+        var v2 = app.MapGroup("/v2").WithTags("inference");
+        v2.MapGet("/health/live", () => Results.Json(new { live = true }));
+        v2.MapGet("/health/ready", () => Results.Json(new { ready = true }));
+        v2.MapGet("/", () => Results.Json(new { name = "aimass", version = ThisAssembly.Version, extensions = Extensions }));
+        v2.MapGet("/models/{model}", (string model) => Metadata(repository, model, null));
+        v2.MapGet("/models/{model}/versions/{version}", (string model, string version) => Metadata(repository, model, version));
+        v2.MapGet("/models/{model}/ready", (string model) => Ready(repository, model, null));
+        v2.MapGet("/models/{model}/versions/{version}/ready", (string model, string version) => Ready(repository, model, version));
+        v2.MapPost("/models/{model}/infer", (string model, HttpContext context) => InferAsync(repository, model, null, context));
+        v2.MapPost("/models/{model}/versions/{version}/infer", (string model, string version, HttpContext context) => InferAsync(repository, model, version, context));
+    }
+
+    private static ErrorResult Error(int status, string message, TimeSpan? retryAfter = null) =>
+        new ErrorResult(status, message, retryAfter);
+
+    private static IResult Metadata(ModelRepository repository, string model, string? version)
+    {
+        if (repository.Find(model, version) is not { } loaded)
+        {
+            return NotFound(repository, model, version);
+        }
+        var versions = repository.Models.Where(m => m.Name == model).Select(m => m.Version).ToArray();
+        return Results.Json(new
+        {
+            name = loaded.Name,
+            versions,
+            platform = "onnxruntime_onnx",
+            inputs = loaded.Session.Inputs.Select(Describe),
+            outputs = loaded.Session.Outputs.Select(Describe),
+        });
+    }
+
+    private static object Describe(TensorMetadata t) => new { name = t.Name, datatype = InferDataTypes.Name(t.DataType), shape = t.Shape };
+
+    private static IResult Ready(ModelRepository repository, string model, string? version) =>
+        repository.Find(model, version) is { } loaded ? Results.Json(new { name = loaded.Name, ready = true }) : NotFound(repository, model, version);
+
+    private static ErrorResult NotFound(ModelRepository repository, string model, string? version) =>
+        Error(404, repository.Contains(model) && version is not null
+            ? $"model {model} has no version {version} loaded (loaded: {string.Join(", ", repository.Models.Where(m => m.Name == model).Select(m => m.Version))})"
+            : $"model {model} is not loaded here");
+
+    private static async Task<IResult> InferAsync(ModelRepository repository, string model, string? version, HttpContext context)
+    {
+        if (repository.Find(model, version) is not { } loaded)
+        {
+            return NotFound(repository, model, version);
+        }
+        int? headerLength = null;
+        if (context.Request.Headers.TryGetValue(OipCodec.HeaderLengthHeader, out var header))
+        {
+            if (!int.TryParse(header.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var h))
+            {
+                return Error(400, $"{OipCodec.HeaderLengthHeader} '{header}' is not a whole number");
+            }
+            headerLength = h;
+        }
+        if (context.Request.ContentLength > MaxRequestBytes)
+        {
+            return Error(413, $"the request body ({context.Request.ContentLength} bytes) is larger than the limit of {MaxRequestBytes} bytes");
+        }
+        var body = await ReadBodyAsync(context);
+        if (body is null)
+        {
+            return Error(413, $"the request body is larger than the limit of {MaxRequestBytes} bytes");
+        }
+        try
+        {
+            var request = OipCodec.ReadRequest(body.Value, headerLength);
+            var outputs = await loaded.Batcher.InferAsync(request, context.RequestAborted);
+            var binaryByName = request.Outputs.ToDictionary(o => o.Name, o => o.Binary, StringComparer.Ordinal);
+            var response = new InferenceResponse(loaded.Name, loaded.Version, request.Id,
+                outputs.Select(o => (o, binaryByName.TryGetValue(o.Name, out var b) ? b : request.BinaryOutputs)).ToList());
+            var (bytes, length) = OipCodec.WriteResponse(response);
+            if (length is { } l)
+            {
+                context.Response.Headers[OipCodec.HeaderLengthHeader] = l.ToString(CultureInfo.InvariantCulture);
+                return Results.Bytes(bytes, "application/octet-stream");
+            }
+            return Results.Bytes(bytes, "application/json");
+        }
+        catch (InferenceException e)
+        {
+            return Error(e.Status, e.Message, e.RetryAfter);
+        }
+    }
+
+    /// <summary>The whole body, or null when it exceeds <see cref="MaxRequestBytes"/>.</summary>
+    private static async Task<ReadOnlyMemory<byte>?> ReadBodyAsync(HttpContext context)
+    {
+        var buffer = new MemoryStream(context.Request.ContentLength is { } n and > 0 ? (int)n : 4096);
+        var chunk = new byte[81920 / 2];
+        int read;
+        while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
+        {
+            if (buffer.Length + read > MaxRequestBytes)
+            {
+                return null;
+            }
+            buffer.Write(chunk, 0, read);
+        }
+        return buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
+    }
+
+    private sealed class ErrorResult(int status, string message, TimeSpan? retryAfter) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.StatusCode = status;
+            if (retryAfter is { } r)
+            {
+                httpContext.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(r.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+            }
+            httpContext.Response.ContentType = "application/json";
+            await JsonSerializer.SerializeAsync(httpContext.Response.Body, new Dictionary<string, string> { ["error"] = message }, cancellationToken: httpContext.RequestAborted);
+        }
+    }
+
+    /// <summary>
+    /// A standalone model host for <c>aimass serve</c>: Kestrel on <paramref name="host"/>:<paramref name="port"/> with
+    /// the inference endpoints over <paramref name="repository"/>.
+    /// </summary>
+    public static WebApplication BuildHost(ModelRepository repository, string host, int port)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory, Args = [] });
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(k =>
+        {
+            k.Listen(System.Net.IPAddress.Parse(host == "localhost" ? "127.0.0.1" : host), port);
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = MaxRequestBytes + 1;
+        });
+        var app = builder.Build();
+        app.Use(async (context, next) =>
+        {
+            // The endpoint answers 413 itself, in the protocol's error shape.
+            if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            {
+                limit.MaxRequestBodySize = null;
+            }
+            await next(context);
+        });
+        app.MapInferenceApi(repository);
+        return app;
+    }
+}

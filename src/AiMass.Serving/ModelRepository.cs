@@ -1,0 +1,199 @@
+using System.Globalization;
+
+namespace AiMass.Serving;
+
+/// <summary>How one model is served.</summary>
+public sealed record ModelConfig
+{
+    /// <summary>Dynamic batching (used when the model's first dimension is dynamic).</summary>
+    public BatchingOptions Batching { get; init; } = new();
+
+    /// <summary>ONNX Runtime threads.</summary>
+    public ModelSessionOptions Session { get; init; } = new();
+
+    /// <summary>Requests run on zeros before the model reports ready (0: none).</summary>
+    public int WarmupRequests { get; init; } = 1;
+}
+
+/// <summary>A model version loaded and ready to serve: its session and its batcher.</summary>
+public sealed class LoadedModel : IAsyncDisposable
+{
+    internal LoadedModel(ModelSession session, DynamicBatcher batcher, ModelConfig config)
+    {
+        Session = session;
+        Batcher = batcher;
+        Config = config;
+    }
+
+    /// <summary>Model name.</summary>
+    public string Name => Session.Name;
+
+    /// <summary>Version.</summary>
+    public string Version => Session.Version;
+
+    /// <summary>The ONNX Runtime session.</summary>
+    public ModelSession Session { get; }
+
+    /// <summary>The request queue.</summary>
+    public DynamicBatcher Batcher { get; }
+
+    /// <summary>How it is served.</summary>
+    public ModelConfig Config { get; }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await Batcher.DisposeAsync().ConfigureAwait(false);
+        Session.Dispose();
+    }
+}
+
+/// <summary>
+/// The models a host serves, by name and version: load (with warm-up before the version is visible), unload (which
+/// drains nothing: queued requests get 503 and the session's memory is released), and lookup of a version or the
+/// newest one.
+/// </summary>
+public sealed class ModelRepository : IAsyncDisposable
+{
+    private readonly Dictionary<string, SortedDictionary<string, LoadedModel>> _models = new(StringComparer.Ordinal);
+    private readonly object _lock = new();
+    private readonly TimeProvider _time;
+
+    /// <summary>Creates an empty repository.</summary>
+    public ModelRepository(TimeProvider? time = null) => _time = time ?? TimeProvider.System;
+
+    /// <summary>Every loaded version.</summary>
+    public IReadOnlyList<LoadedModel> Models
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _models.Values.SelectMany(v => v.Values).ToList();
+            }
+        }
+    }
+
+    /// <summary>Loads a version (replacing the same version if it was loaded) and returns it once warmed up.</summary>
+    public async Task<LoadedModel> LoadAsync(string name, string version, byte[] onnx, ModelConfig? config = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentException.ThrowIfNullOrWhiteSpace(version);
+        config ??= new ModelConfig();
+        var session = ModelSession.Load(onnx, name, version, config.Session);
+        try
+        {
+            for (var i = 0; i < config.WarmupRequests; i++)
+            {
+                session.Run(session.Inputs.Select(Zeros).ToList());
+            }
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+        var model = new LoadedModel(session, new DynamicBatcher(session, config.Batching, _time), config);
+        LoadedModel? replaced = null;
+        lock (_lock)
+        {
+            if (!_models.TryGetValue(name, out var versions))
+            {
+                _models[name] = versions = new SortedDictionary<string, LoadedModel>(VersionComparer.Instance);
+            }
+            versions.TryGetValue(version, out replaced);
+            versions[version] = model;
+        }
+        if (replaced is not null)
+        {
+            await replaced.DisposeAsync().ConfigureAwait(false);
+        }
+        return model;
+    }
+
+    /// <summary>Unloads one version, or every version of the model; returns how many were unloaded.</summary>
+    public async Task<int> UnloadAsync(string name, string? version = null)
+    {
+        List<LoadedModel> removed;
+        lock (_lock)
+        {
+            if (!_models.TryGetValue(name, out var versions))
+            {
+                return 0;
+            }
+            removed = version is null ? versions.Values.ToList() : versions.TryGetValue(version, out var one) ? [one] : [];
+            foreach (var m in removed)
+            {
+                versions.Remove(m.Version);
+            }
+            if (versions.Count == 0)
+            {
+                _models.Remove(name);
+            }
+        }
+        foreach (var m in removed)
+        {
+            await m.DisposeAsync().ConfigureAwait(false);
+        }
+        return removed.Count;
+    }
+
+    /// <summary>A loaded version (the newest when <paramref name="version"/> is null), or null.</summary>
+    public LoadedModel? Find(string name, string? version = null)
+    {
+        lock (_lock)
+        {
+            if (!_models.TryGetValue(name, out var versions) || versions.Count == 0)
+            {
+                return null;
+            }
+            return version is null ? versions.Values.Last() : versions.GetValueOrDefault(version);
+        }
+    }
+
+    /// <summary>Whether the model (any version) is loaded.</summary>
+    public bool Contains(string name)
+    {
+        lock (_lock)
+        {
+            return _models.ContainsKey(name);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var m in Models)
+        {
+            await m.DisposeAsync().ConfigureAwait(false);
+        }
+        lock (_lock)
+        {
+            _models.Clear();
+        }
+    }
+
+    private static InferTensor Zeros(TensorMetadata input)
+    {
+        var shape = input.Shape.Select(d => d < 0 ? 1L : d).ToArray();
+        var data = InferDataTypes.NewArray(input.DataType, (int)InferTensor.ElementCount(shape));
+        if (data is string[] strings)
+        {
+            Array.Fill(strings, "");
+        }
+        return new InferTensor(input.Name, input.DataType, shape, data);
+    }
+
+    /// <summary>Numeric versions in numeric order, others after them in ordinal order.</summary>
+    private sealed class VersionComparer : IComparer<string>
+    {
+        public static readonly VersionComparer Instance = new();
+
+        public int Compare(string? x, string? y)
+        {
+            var xn = long.TryParse(x, NumberStyles.None, CultureInfo.InvariantCulture, out var a);
+            var yn = long.TryParse(y, NumberStyles.None, CultureInfo.InvariantCulture, out var b);
+            return xn && yn ? a.CompareTo(b) : xn ? -1 : yn ? 1 : string.CompareOrdinal(x, y);
+        }
+    }
+}

@@ -1,0 +1,124 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using AiMass.Server.Api;
+using AiMass.Serving;
+using AiMass.TestSupport;
+using Microsoft.AspNetCore.Builder;
+
+namespace AiMass.Server.Tests;
+
+public sealed class InferenceApiTests : IAsyncLifetime
+{
+    private readonly ModelRepository _repository = new();
+    private WebApplication _app = null!;
+    private HttpClient _http = null!;
+
+    public async Task InitializeAsync()
+    {
+        await _repository.LoadAsync("linear", "1", OnnxModels.Linear(4, 2, seed: 1));
+        await _repository.LoadAsync("linear", "2", OnnxModels.Linear(4, 2, seed: 2));
+        await _repository.LoadAsync("words", "1", OnnxModels.Identity(8, width: 2));
+        _app = InferenceApi.BuildHost(_repository, "127.0.0.1", 0);
+        await _app.StartAsync();
+        _http = new HttpClient { BaseAddress = _app.GetListeningAddress() };
+    }
+
+    public async Task DisposeAsync()
+    {
+        _http.Dispose();
+        await _app.DisposeAsync();
+        await _repository.DisposeAsync();
+    }
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    [Fact]
+    public async Task Health_server_and_model_metadata_follow_the_protocol()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("v2/health/live")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("v2/health/ready")).StatusCode);
+        using var server = JsonDocument.Parse(await _http.GetStringAsync("v2"));
+        Assert.Equal("binary_tensor_data", server.RootElement.GetProperty("extensions")[0].GetString());
+        using var model = JsonDocument.Parse(await _http.GetStringAsync("v2/models/linear"));
+        Assert.Equal(["1", "2"], model.RootElement.GetProperty("versions").EnumerateArray().Select(v => v.GetString()));
+        Assert.Equal("FP32", model.RootElement.GetProperty("inputs")[0].GetProperty("datatype").GetString());
+        Assert.Equal("[-1,4]", model.RootElement.GetProperty("inputs")[0].GetProperty("shape").GetRawText());
+        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("v2/models/linear/versions/1/ready")).StatusCode);
+        var missing = await _http.GetAsync("v2/models/linear/versions/9/ready");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Contains("has no version 9 loaded (loaded: 1, 2)", await missing.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Json_inference_picks_the_version_echoes_the_id_and_matches_the_session()
+    {
+        const string body = """{"id": "req-7", "inputs": [{"name": "X", "shape": [2, 4], "datatype": "FP32", "data": [[1, 2, 3, 4], [5, 6, 7, 8]]}]}""";
+        var latest = await _http.PostAsync("v2/models/linear/infer", Json(body));
+        Assert.Equal(HttpStatusCode.OK, latest.StatusCode);
+        using var doc = JsonDocument.Parse(await latest.Content.ReadAsStringAsync());
+        Assert.Equal("req-7", doc.RootElement.GetProperty("id").GetString());
+        Assert.Equal("2", doc.RootElement.GetProperty("model_version").GetString());
+        var values = doc.RootElement.GetProperty("outputs")[0].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        float[] x = [1, 2, 3, 4, 5, 6, 7, 8];
+        var expected = _repository.Find("linear", "2")!.Session.Run([new InferTensor("X", InferDataType.Fp32, [2, 4], x)])[0].AsFloats();
+        Assert.Equal(expected, values);
+
+        var v1 = await _http.PostAsync("v2/models/linear/versions/1/infer", Json(body));
+        using var doc1 = JsonDocument.Parse(await v1.Content.ReadAsStringAsync());
+        Assert.Equal("1", doc1.RootElement.GetProperty("model_version").GetString());
+
+        var words = await _http.PostAsync("v2/models/words/infer", Json("""{"inputs": [{"name": "A", "shape": [1, 2], "datatype": "BYTES", "data": ["grid", "load"]}, {"name": "B", "shape": [1, 2], "datatype": "BYTES", "data": ["x", "y"]}], "outputs": [{"name": "A_out"}]}"""));
+        using var wordsDoc = JsonDocument.Parse(await words.Content.ReadAsStringAsync());
+        var outputs = wordsDoc.RootElement.GetProperty("outputs");
+        Assert.Equal(1, outputs.GetArrayLength());
+        Assert.Equal("""["grid","load"]""", outputs[0].GetProperty("data").GetRawText());
+    }
+
+    [Fact]
+    public async Task Binary_tensors_go_in_and_come_out()
+    {
+        var json = """{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}], "outputs": [{"name": "Y", "parameters": {"binary_data": true}}]}""";
+        var header = Encoding.UTF8.GetBytes(json);
+        float[] x = [0.5f, -1, 2, 4];
+        var payload = header.Concat(x.SelectMany(BitConverter.GetBytes)).ToArray();
+        using var content = new ByteArrayContent(payload);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        content.Headers.Add(OipCodec.HeaderLengthHeader, header.Length.ToString(CultureInfo.InvariantCulture));
+        var response = await _http.PostAsync("v2/models/linear/infer", content);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var length = int.Parse(response.Headers.GetValues(OipCodec.HeaderLengthHeader).Single(), CultureInfo.InvariantCulture);
+        var bytes = await response.Content.ReadAsByteArrayAsync();
+        using var doc = JsonDocument.Parse(bytes.AsMemory(0, length));
+        Assert.Equal(8, doc.RootElement.GetProperty("outputs")[0].GetProperty("parameters").GetProperty("binary_data_size").GetInt32());
+        var y = new[] { BitConverter.ToSingle(bytes, length), BitConverter.ToSingle(bytes, length + 4) };
+        var expected = _repository.Find("linear")!.Session.Run([new InferTensor("X", InferDataType.Fp32, [1, 4], x)])[0].AsFloats();
+        Assert.Equal(expected, y);
+    }
+
+    [Theory]
+    [InlineData("v2/models/linear/infer", """{"inputs": [{"name": "X", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}""", 400, "has shape [-1, 4], got [1, 3]: dimension 1 must be 4")]
+    [InlineData("v2/models/linear/infer", """{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "INT64", "data": [1, 2, 3, 4]}]}""", 400, "takes FP32, got INT64")]
+    [InlineData("v2/models/linear/infer", """{"inputs": [{"name": "Z", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}""", 400, "has no input 'Z' (inputs: X)")]
+    [InlineData("v2/models/linear/infer", """{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], "outputs": [{"name": "Q"}]}""", 400, "has no output 'Q'")]
+    [InlineData("v2/models/linear/infer", "not json", 400, "not valid JSON")]
+    [InlineData("v2/models/absent/infer", """{"inputs": []}""", 404, "model absent is not loaded here")]
+    public async Task Bad_requests_get_an_error_object_naming_the_problem(string path, string body, int status, string expected)
+    {
+        var response = await _http.PostAsync(path, Json(body));
+        Assert.Equal(status, (int)response.StatusCode);
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Contains(expected, doc.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_body_over_the_limit_is_refused_with_413()
+    {
+        using var content = new ByteArrayContent(new byte[InferenceApi.MaxRequestBytes + 10]);
+        var response = await _http.PostAsync("v2/models/linear/infer", content);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Contains("larger than the limit", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+}
