@@ -743,6 +743,16 @@ internal sealed record ConvGeometry(int Batch, int Channels, int H, int W, int K
 
     public int OutW { get; } = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
 
+    /// <summary>
+    /// A row of the columns: its channel and kernel position, and the output columns [first, last) whose input column
+    /// oj·SW − PW + kj·DW lies inside [0, W) (one contiguous range; the others read padding).
+    /// </summary>
+    private (int Channel, int Ki, int Kj, int First, int Last) Row(int row)
+    {
+        var kj = row % KW;
+        return (row / (KH * KW), row / KW % KH, kj, Math.Max(0, CeilDiv(PW - kj * DW, SW)), Math.Min(OutW, CeilDiv(W + PW - kj * DW, SW)));
+    }
+
     /// <summary>The columns [Channels·KH·KW, OutH·OutW] of one image and channel group of x [Batch, totalChannels, H, W].</summary>
     public void Im2ColImage(float[] x, int totalChannels, int group, int image, Span<float> columns)
     {
@@ -750,13 +760,8 @@ internal sealed record ConvGeometry(int Batch, int Channels, int H, int W, int K
         var hw = outH * outW;
         for (var row = 0; row < Channels * kh * kw; row++)
         {
-            var ch = row / (kh * kw);
-            var ki = row / kw % kh;
-            var kj = row % kw;
+            var (ch, ki, kj, first, last) = Row(row);
             var dst = columns.Slice(row * hw, hw);
-            // Output columns oj whose input column oj·sw − pw + kj·dw lies inside [0, w): one contiguous range.
-            var first = Math.Max(0, CeilDiv(pw - kj * dw, sw));
-            var last = Math.Min(outW, CeilDiv(w + pw - kj * dw, sw));
             var plane = ((image * totalChannels) + group * Channels + ch) * h * w;
             for (var oi = 0; oi < outH; oi++)
             {
@@ -792,11 +797,7 @@ internal sealed record ConvGeometry(int Batch, int Channels, int H, int W, int K
         var hw = outH * outW;
         for (var row = 0; row < Channels * kh * kw; row++)
         {
-            var ch = row / (kh * kw);
-            var ki = row / kw % kh;
-            var kj = row % kw;
-            var first = Math.Max(0, CeilDiv(pw - kj * dw, sw));
-            var last = Math.Min(outW, CeilDiv(w + pw - kj * dw, sw));
+            var (ch, ki, kj, first, last) = Row(row);
             if (first >= last)
             {
                 continue;

@@ -31,6 +31,12 @@ public static class OnnxModels
         graph.Message(11, ValueInfo(inputName, ["batch", inputs]));
         graph.Message(12, ValueInfo(outputName, ["batch", outputs]));
 
+        return Model(graph);
+    }
+
+    /// <summary>A model (IR 8, opset 13) around <paramref name="graph"/>.</summary>
+    private static byte[] Model(ProtoWriter graph)
+    {
         var model = new ProtoWriter();
         model.Varint(1, 8); // ir_version 8
         model.String(2, "aimass-tests");
@@ -58,15 +64,7 @@ public static class OnnxModels
         graph.Message(11, ValueInfo("B", ["batch", width], elementType));
         graph.Message(12, ValueInfo("A_out", ["batch", width], elementType));
         graph.Message(12, ValueInfo("B_out", ["batch", width], elementType));
-        var model = new ProtoWriter();
-        model.Varint(1, 8);
-        model.String(2, "aimass-tests");
-        model.Message(7, graph);
-        var opset = new ProtoWriter();
-        opset.String(1, "");
-        opset.Varint(2, 13);
-        model.Message(8, opset);
-        return model.ToArray();
+        return Model(graph);
     }
 
     /// <summary>A linear model of about <paramref name="bytes"/> bytes (weights dominate).</summary>
