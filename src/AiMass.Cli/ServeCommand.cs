@@ -52,10 +52,10 @@ internal static class ServeCommand
             await using var repository = new ModelRepository();
             foreach (var model in parse.GetValue(models)!)
             {
-                var (name, version, bytes) = await FetchAsync(parse, model, ct);
+                var (name, version, bytes, labels) = await FetchAsync(parse, model, ct);
                 try
                 {
-                    var loaded = await repository.LoadAsync(name, version, bytes, config);
+                    var loaded = await repository.LoadAsync(name, version, bytes, config, labels);
                     Console.Out.WriteLine($"loaded {name} version {version}: inputs {string.Join(", ", loaded.Session.Inputs.Select(Describe))}; outputs {string.Join(", ", loaded.Session.Outputs.Select(Describe))}"
                         + (loaded.Session.Batchable ? $"; batching up to {config.Batching.MaxBatchSize}" : "; not batchable (fixed first dimension)"));
                 }
@@ -90,7 +90,7 @@ internal static class ServeCommand
 
     private static string Describe(TensorMetadata t) => $"{t.Name} {InferDataTypes.Name(t.DataType)} [{string.Join(", ", t.Shape)}]";
 
-    private static async Task<(string Name, string Version, byte[] Bytes)> FetchAsync(ParseResult parse, string model, CancellationToken ct)
+    private static async Task<(string Name, string Version, byte[] Bytes, IReadOnlyList<string> Labels)> FetchAsync(ParseResult parse, string model, CancellationToken ct)
     {
         var equals = model.IndexOf('=', StringComparison.Ordinal);
         var path = equals > 0 ? model[(equals + 1)..] : model;
@@ -101,7 +101,7 @@ internal static class ServeCommand
             {
                 throw new CliException($"'{name}' is not a valid model name; give one with NAME={path}");
             }
-            return (name, "1", await File.ReadAllBytesAsync(path, ct));
+            return (name, "1", await File.ReadAllBytesAsync(path, ct), []);
         }
         if (!VersionRef.TryParse(model, out var reference, out var error))
         {
@@ -114,6 +114,7 @@ internal static class ServeCommand
         {
             throw new CliException($"{info.Name}@{info.Version} is in format {info.Format}; serve takes onnx");
         }
-        return (info.Name, info.Version.ToString(CultureInfo.InvariantCulture), buffer.ToArray());
+        // A version named by alias answers to that label too (TensorFlow Serving's /labels/{label}).
+        return (info.Name, info.Version.ToString(CultureInfo.InvariantCulture), buffer.ToArray(), reference.Alias is { } alias ? [alias] : []);
     }
 }

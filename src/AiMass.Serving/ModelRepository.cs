@@ -18,12 +18,16 @@ public sealed record ModelConfig
 /// <summary>A model version loaded and ready to serve: its session and its batcher.</summary>
 public sealed class LoadedModel : IAsyncDisposable
 {
-    internal LoadedModel(ModelSession session, DynamicBatcher batcher, ModelConfig config)
+    internal LoadedModel(ModelSession session, DynamicBatcher batcher, ModelConfig config, IReadOnlyList<string> labels)
     {
         Session = session;
         Batcher = batcher;
         Config = config;
+        Labels = labels;
     }
+
+    /// <summary>Labels (registry aliases such as <c>production</c>) this version answers to.</summary>
+    public IReadOnlyList<string> Labels { get; }
 
     /// <summary>Model name.</summary>
     public string Name => Session.Name;
@@ -75,7 +79,7 @@ public sealed class ModelRepository : IAsyncDisposable
     }
 
     /// <summary>Loads a version (replacing the same version if it was loaded) and returns it once warmed up.</summary>
-    public async Task<LoadedModel> LoadAsync(string name, string version, byte[] onnx, ModelConfig? config = null)
+    public async Task<LoadedModel> LoadAsync(string name, string version, byte[] onnx, ModelConfig? config = null, IReadOnlyList<string>? labels = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         ArgumentException.ThrowIfNullOrWhiteSpace(version);
@@ -93,7 +97,7 @@ public sealed class ModelRepository : IAsyncDisposable
             session.Dispose();
             throw;
         }
-        var model = new LoadedModel(session, new DynamicBatcher(session, config.Batching, _time), config);
+        var model = new LoadedModel(session, new DynamicBatcher(session, config.Batching, _time), config, labels ?? []);
         LoadedModel? replaced = null;
         lock (_lock)
         {
@@ -148,6 +152,15 @@ public sealed class ModelRepository : IAsyncDisposable
                 return null;
             }
             return version is null ? versions.Values.Last() : versions.GetValueOrDefault(version);
+        }
+    }
+
+    /// <summary>The loaded version of <paramref name="name"/> carrying <paramref name="label"/>, or null.</summary>
+    public LoadedModel? FindByLabel(string name, string label)
+    {
+        lock (_lock)
+        {
+            return _models.TryGetValue(name, out var versions) ? versions.Values.LastOrDefault(m => m.Labels.Contains(label)) : null;
         }
     }
 

@@ -19,7 +19,7 @@ public sealed class InferenceApiTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         await _repository.LoadAsync("linear", "1", OnnxModels.Linear(4, 2, seed: 1));
-        await _repository.LoadAsync("linear", "2", OnnxModels.Linear(4, 2, seed: 2));
+        await _repository.LoadAsync("linear", "2", OnnxModels.Linear(4, 2, seed: 2), labels: ["production"]);
         await _repository.LoadAsync("words", "1", OnnxModels.Identity(8, width: 2));
         _app = InferenceApi.BuildHost(_repository, "127.0.0.1", 0);
         await _app.StartAsync();
@@ -120,5 +120,48 @@ public sealed class InferenceApiTests : IAsyncLifetime
         var response = await _http.PostAsync("v2/models/linear/infer", content);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.Contains("larger than the limit", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Tensorflow_serving_predict_takes_rows_and_columns()
+    {
+        float[] x = [1, 2, 3, 4, 5, 6, 7, 8];
+        var expected = _repository.Find("linear", "2")!.Session.Run([new InferTensor("X", InferDataType.Fp32, [2, 4], x)])[0].AsFloats();
+
+        var rows = await _http.PostAsync("v1/models/linear:predict", Json("""{"instances": [[1, 2, 3, 4], [5, 6, 7, 8]]}"""));
+        Assert.Equal(HttpStatusCode.OK, rows.StatusCode);
+        using var rowsDoc = JsonDocument.Parse(await rows.Content.ReadAsStringAsync());
+        var predictions = rowsDoc.RootElement.GetProperty("predictions");
+        Assert.Equal(2, predictions.GetArrayLength());
+        Assert.Equal(expected, predictions.EnumerateArray().SelectMany(p => p.EnumerateArray().Select(v => v.GetSingle())));
+
+        var columns = await _http.PostAsync("v1/models/linear/labels/production:predict", Json("""{"inputs": {"X": [[1, 2, 3, 4], [5, 6, 7, 8]]}}"""));
+        using var columnsDoc = JsonDocument.Parse(await columns.Content.ReadAsStringAsync());
+        Assert.Equal(expected, columnsDoc.RootElement.GetProperty("outputs").EnumerateArray().SelectMany(p => p.EnumerateArray().Select(v => v.GetSingle())));
+
+        // Several inputs: each instance is an object; several outputs: each prediction is an object.
+        var words = await _http.PostAsync("v1/models/words/versions/1:predict", Json("""{"instances": [{"A": ["a", "b"], "B": ["c", "d"]}, {"A": ["e", "f"], "B": ["g", "h"]}]}"""));
+        using var wordsDoc = JsonDocument.Parse(await words.Content.ReadAsStringAsync());
+        Assert.Equal("""{"A_out":["e","f"],"B_out":["g","h"]}""", wordsDoc.RootElement.GetProperty("predictions")[1].GetRawText());
+
+        using var status = JsonDocument.Parse(await _http.GetStringAsync("v1/models/linear"));
+        Assert.Equal("AVAILABLE", status.RootElement.GetProperty("model_version_status")[0].GetProperty("state").GetString());
+        using var metadata = JsonDocument.Parse(await _http.GetStringAsync("v1/models/linear/metadata"));
+        Assert.Equal("2", metadata.RootElement.GetProperty("model_spec").GetProperty("version").GetString());
+    }
+
+    [Theory]
+    [InlineData("v1/models/linear:predict", """{"instances": [[1, 2, 3, 4], [5, 6, 7]]}""", 400, "instance 1 has shape [3], instance 0 has [4]")]
+    [InlineData("v1/models/linear:predict", """{"inputs": [[1, 2], [3]]}""", 400, "ragged")]
+    [InlineData("v1/models/linear:predict", """{"instances": [[1, 2, 3, "x"]]}""", 400, "is not a valid FP32")]
+    [InlineData("v1/models/linear:predict", """{"instances": [], "inputs": []}""", 400, "exactly one of")]
+    [InlineData("v1/models/words:predict", """{"instances": [["a", "b"]]}""", 400, "the model has 2 inputs")]
+    [InlineData("v1/models/linear/labels/canary:predict", """{"instances": [[1, 2, 3, 4]]}""", 404, "no version labelled 'canary'")]
+    public async Task Bad_tensorflow_serving_requests_are_named(string path, string body, int status, string expected)
+    {
+        var response = await _http.PostAsync(path, Json(body));
+        Assert.Equal(status, (int)response.StatusCode);
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Contains(expected, doc.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
     }
 }

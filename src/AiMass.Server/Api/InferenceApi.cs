@@ -33,6 +33,79 @@ public static class InferenceApi
         v2.MapGet("/models/{model}/versions/{version}/ready", (string model, string version) => Ready(repository, model, version));
         v2.MapPost("/models/{model}/infer", (string model, HttpContext context) => InferAsync(repository, model, null, context));
         v2.MapPost("/models/{model}/versions/{version}/infer", (string model, string version, HttpContext context) => InferAsync(repository, model, version, context));
+
+        // TensorFlow Serving's REST API on the same listener.
+        var v1 = app.MapGroup("/v1/models").WithTags("inference");
+        v1.MapGet("/{model}", (string model) => TfStatus(repository, model));
+        v1.MapGet("/{model}/metadata", (string model) => TfMetadata(repository, model, repository.Find(model)));
+        v1.MapGet("/{model}/versions/{version}/metadata", (string model, string version) => TfMetadata(repository, model, repository.Find(model, version)));
+        v1.MapPost("/{model}:predict", (string model, HttpContext context) => PredictAsync(repository.Find(model), repository, model, context));
+        v1.MapPost("/{model}/versions/{version}:predict", (string model, string version, HttpContext context) =>
+            PredictAsync(repository.Find(model, version), repository, model, context));
+        v1.MapPost("/{model}/labels/{label}:predict", (string model, string label, HttpContext context) =>
+            PredictAsync(repository.FindByLabel(model, label), repository, model, context, label));
+    }
+
+    private static IResult TfStatus(ModelRepository repository, string model)
+    {
+        var versions = repository.Models.Where(m => m.Name == model).ToList();
+        return versions.Count == 0
+            ? NotFound(repository, model, null)
+            : Results.Json(new
+            {
+                model_version_status = versions.Select(v => new { version = v.Version, state = "AVAILABLE", status = new { error_code = "OK", error_message = "" } }),
+            });
+    }
+
+    private static IResult TfMetadata(ModelRepository repository, string model, LoadedModel? loaded)
+    {
+        if (loaded is null)
+        {
+            return NotFound(repository, model, null);
+        }
+        object Tensor(TensorMetadata t) => new { dtype = InferDataTypes.Name(t.DataType), tensor_shape = new { dim = t.Shape.Select(d => new { size = d.ToString(CultureInfo.InvariantCulture) }) }, name = t.Name };
+        return Results.Json(new
+        {
+            model_spec = new { name = loaded.Name, version = loaded.Version },
+            metadata = new
+            {
+                signature_def = new
+                {
+                    signature_def = new Dictionary<string, object>
+                    {
+                        ["serving_default"] = new
+                        {
+                            inputs = loaded.Session.Inputs.ToDictionary(i => i.Name, Tensor),
+                            outputs = loaded.Session.Outputs.ToDictionary(o => o.Name, Tensor),
+                            method_name = "tensorflow/serving/predict",
+                        },
+                    },
+                },
+            },
+        });
+    }
+
+    private static async Task<IResult> PredictAsync(LoadedModel? loaded, ModelRepository repository, string model, HttpContext context, string? label = null)
+    {
+        if (loaded is null)
+        {
+            return label is null ? NotFound(repository, model, null) : Error(404, $"model {model} has no version labelled '{label}' loaded here");
+        }
+        var body = await ReadBodyAsync(context);
+        if (body is null)
+        {
+            return Error(413, $"the request body is larger than the limit of {MaxRequestBytes} bytes");
+        }
+        try
+        {
+            var request = TfServingCodec.ReadPredict(body.Value, loaded.Session.Inputs);
+            var outputs = await loaded.Batcher.InferAsync(new InferenceRequest { Inputs = request.Inputs }, context.RequestAborted);
+            return Results.Bytes(TfServingCodec.WritePredict(request, outputs), "application/json");
+        }
+        catch (InferenceException e)
+        {
+            return Error(e.Status, e.Message, e.RetryAfter);
+        }
     }
 
     private static ErrorResult Error(int status, string message, TimeSpan? retryAfter = null) =>
