@@ -65,7 +65,8 @@ public static class AiMassServer
     /// /metrics publishes the process metrics and every .NET meter (the registry's, ASP.NET Core's, EF Core's) except
     /// the runtime's private diagnostics. prometheus-net's registry is process-wide, so this runs once per process.
     /// </summary>
-    private static void ConfigureMetricsExport()
+    /// <summary>Starts exporting every meter to the Prometheus endpoint (once per process).</summary>
+    internal static void ConfigureMetricsExport()
     {
         if (Interlocked.Exchange(ref _metricsConfigured, 1) == 0)
         {

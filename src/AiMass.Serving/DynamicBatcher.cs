@@ -51,6 +51,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxBatchSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxQueueSize, 1);
         _time = time ?? TimeProvider.System;
+        ServingMetrics.Track(this, session.Name, session.Version);
         _worker = Task.Run(RunAsync);
     }
 
@@ -143,6 +144,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        ServingMetrics.Untrack(this);
         await _stop.CancelAsync().ConfigureAwait(false);
         try
         {
@@ -267,17 +269,21 @@ public sealed class DynamicBatcher : IAsyncDisposable
             var requested = batch.SelectMany(p => p.Request.Outputs.Select(o => o.Name)).Distinct(StringComparer.Ordinal).ToList();
             var names = batch.Any(p => p.Request.Outputs.Count == 0) || requested.Count == 0 ? null : requested;
             IReadOnlyList<InferTensor> outputs;
+            var started = _time.GetTimestamp();
+            var queued = batch.Select(p => _time.GetElapsedTime(p.Enqueued, started)).ToList();
+            var total = batch.Sum(p => p.Rows);
             if (batch.Count == 1)
             {
                 outputs = _session.Run(batch[0].Request.Inputs, names);
                 Interlocked.Increment(ref _batches);
+                ServingMetrics.Executed(_session.Name, _session.Version, total, _time.GetElapsedTime(started), queued);
                 Deliver(batch[0], outputs);
                 return;
             }
             var inputs = batch[0].Request.Inputs.Select(i => Concat(i.Name, batch)).ToList();
             outputs = _session.Run(inputs, names);
             Interlocked.Increment(ref _batches);
-            var total = batch.Sum(p => p.Rows);
+            ServingMetrics.Executed(_session.Name, _session.Version, total, _time.GetElapsedTime(started), queued);
             var offset = 0;
             foreach (var p in batch)
             {

@@ -164,4 +164,24 @@ public sealed class InferenceApiTests : IAsyncLifetime
         using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         Assert.Contains(expected, doc.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Metrics_follow_the_triton_names_with_model_version_and_reason()
+    {
+        const string good = """{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}""";
+        Assert.Equal(HttpStatusCode.OK, (await _http.PostAsync("v2/models/linear/versions/1/infer", Json(good))).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await _http.PostAsync("v2/models/linear/versions/1/infer", Json("{}"))).StatusCode);
+        var text = await _http.GetStringAsync("metrics");
+        foreach (var name in new[]
+        {
+            "aimass_nv_inference_request_success", "aimass_nv_inference_request_failure", "aimass_nv_inference_count",
+            "aimass_nv_inference_exec_count", "aimass_nv_inference_request_duration_us", "aimass_nv_inference_queue_duration_us",
+            "aimass_nv_inference_compute_infer_duration_us", "aimass_nv_inference_pending_request_count",
+        })
+        {
+            Assert.Contains(name, text, StringComparison.Ordinal);
+        }
+        Assert.Matches("aimass_nv_inference_request_success[^\\n]*model=\"linear\"[^\\n]*version=\"1\"", text);
+        Assert.Matches("aimass_nv_inference_request_failure[^\\n]*reason=\"BAD_REQUEST\"", text);
+    }
 }

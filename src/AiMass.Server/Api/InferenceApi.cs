@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using AiMass.Serving;
 using Microsoft.AspNetCore.Http.Features;
+using Prometheus;
 
 namespace AiMass.Server.Api;
 
@@ -85,7 +86,10 @@ public static class InferenceApi
         });
     }
 
-    private static async Task<IResult> PredictAsync(LoadedModel? loaded, ModelRepository repository, string model, HttpContext context, string? label = null)
+    private static Task<IResult> PredictAsync(LoadedModel? loaded, ModelRepository repository, string model, HttpContext context, string? label = null) =>
+        MeasuredAsync(model, loaded?.Version, () => PredictCoreAsync(loaded, repository, model, context, label));
+
+    private static async Task<IResult> PredictCoreAsync(LoadedModel? loaded, ModelRepository repository, string model, HttpContext context, string? label)
     {
         if (loaded is null)
         {
@@ -138,7 +142,20 @@ public static class InferenceApi
             ? $"model {model} has no version {version} loaded (loaded: {string.Join(", ", repository.Models.Where(m => m.Name == model).Select(m => m.Version))})"
             : $"model {model} is not loaded here");
 
-    private static async Task<IResult> InferAsync(ModelRepository repository, string model, string? version, HttpContext context)
+    /// <summary>Runs an inference endpoint and records its outcome in <see cref="ServingMetrics"/>.</summary>
+    private static async Task<IResult> MeasuredAsync(string model, string? version, Func<Task<IResult>> handle)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var result = await handle();
+        var status = result is ErrorResult error ? error.Status : 200;
+        ServingMetrics.RequestEnded(model, version ?? "", status, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        return result;
+    }
+
+    private static Task<IResult> InferAsync(ModelRepository repository, string model, string? version, HttpContext context) =>
+        MeasuredAsync(model, repository.Find(model, version)?.Version ?? version, () => InferCoreAsync(repository, model, version, context));
+
+    private static async Task<IResult> InferCoreAsync(ModelRepository repository, string model, string? version, HttpContext context)
     {
         if (repository.Find(model, version) is not { } loaded)
         {
@@ -202,6 +219,8 @@ public static class InferenceApi
 
     private sealed class ErrorResult(int status, string message, TimeSpan? retryAfter) : IResult
     {
+        public int Status => status;
+
         public async Task ExecuteAsync(HttpContext httpContext)
         {
             httpContext.Response.StatusCode = status;
@@ -220,6 +239,7 @@ public static class InferenceApi
     /// </summary>
     public static WebApplication BuildHost(ModelRepository repository, string host, int port)
     {
+        AiMassServer.ConfigureMetricsExport();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory, Args = [] });
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(k =>
@@ -239,6 +259,7 @@ public static class InferenceApi
             await next(context);
         });
         app.MapInferenceApi(repository);
+        app.MapMetrics();
         return app;
     }
 }
