@@ -52,11 +52,12 @@ internal static class ServeCommand
             await using var repository = new ModelRepository();
             foreach (var model in parse.GetValue(models)!)
             {
-                var (name, version, bytes, labels) = await FetchAsync(parse, model, ct);
+                var (name, fetch) = Source(parse, model);
+                repository.Register(new ModelSource(name, fetch, config));
                 try
                 {
-                    var loaded = await repository.LoadAsync(name, version, bytes, config, labels);
-                    Console.Out.WriteLine($"loaded {name} version {version}: inputs {string.Join(", ", loaded.Session.Inputs.Select(Describe))}; outputs {string.Join(", ", loaded.Session.Outputs.Select(Describe))}"
+                    var loaded = await repository.LoadAsync(name, ct);
+                    Console.Out.WriteLine($"loaded {name} version {loaded.Version}: inputs {string.Join(", ", loaded.Session.Inputs.Select(Describe))}; outputs {string.Join(", ", loaded.Session.Outputs.Select(Describe))}"
                         + (loaded.Session.Batchable ? $"; batching up to {config.Batching.MaxBatchSize}" : "; not batchable (fixed first dimension)"));
                 }
                 catch (InferenceException e)
@@ -90,7 +91,8 @@ internal static class ServeCommand
 
     private static string Describe(TensorMetadata t) => $"{t.Name} {InferDataTypes.Name(t.DataType)} [{string.Join(", ", t.Shape)}]";
 
-    private static async Task<(string Name, string Version, byte[] Bytes, IReadOnlyList<string> Labels)> FetchAsync(ParseResult parse, string model, CancellationToken ct)
+    /// <summary>The model's name and how to fetch it: a file read again, or a registry reference resolved again (so an alias is followed).</summary>
+    private static (string Name, Func<CancellationToken, Task<ModelArtifact>> Fetch) Source(ParseResult parse, string model)
     {
         var equals = model.IndexOf('=', StringComparison.Ordinal);
         var path = equals > 0 ? model[(equals + 1)..] : model;
@@ -101,20 +103,24 @@ internal static class ServeCommand
             {
                 throw new CliException($"'{name}' is not a valid model name; give one with NAME={path}");
             }
-            return (name, "1", await File.ReadAllBytesAsync(path, ct), []);
+            var full = Path.GetFullPath(path);
+            return (name, async ct => new ModelArtifact("1", await File.ReadAllBytesAsync(full, ct), []));
         }
         if (!VersionRef.TryParse(model, out var reference, out var error))
         {
             throw new CliException($"'{model}' is neither an existing file nor a registry reference NAME@VERSION|ALIAS: {error}");
         }
-        using var client = Cli.CreateClient(parse);
-        using var buffer = new MemoryStream();
-        var info = await client.DownloadArtifactAsync(reference, buffer, cancellationToken: ct);
-        if (!string.Equals(info.Format, "onnx", StringComparison.Ordinal))
+        return (reference.Model, async ct =>
         {
-            throw new CliException($"{info.Name}@{info.Version} is in format {info.Format}; serve takes onnx");
-        }
-        // A version named by alias answers to that label too (TensorFlow Serving's /labels/{label}).
-        return (info.Name, info.Version.ToString(CultureInfo.InvariantCulture), buffer.ToArray(), reference.Alias is { } alias ? [alias] : []);
+            using var client = Cli.CreateClient(parse);
+            using var buffer = new MemoryStream();
+            var info = await client.DownloadArtifactAsync(reference, buffer, cancellationToken: ct);
+            if (!string.Equals(info.Format, "onnx", StringComparison.Ordinal))
+            {
+                throw new InferenceException($"{info.Name}@{info.Version} is in format {info.Format}; serve takes onnx");
+            }
+            // A version named by alias answers to that label too (TensorFlow Serving's /labels/{label}).
+            return new ModelArtifact(info.Version.ToString(CultureInfo.InvariantCulture), buffer.ToArray(), reference.Alias is { } alias ? [alias] : []);
+        });
     }
 }

@@ -15,6 +15,25 @@ public sealed record ModelConfig
     public int WarmupRequests { get; init; } = 1;
 }
 
+/// <summary>What a model source yields: a version's bytes and the labels it answers to.</summary>
+/// <param name="Version">Version.</param>
+/// <param name="Onnx">The ONNX file.</param>
+/// <param name="Labels">Labels (registry aliases).</param>
+public sealed record ModelArtifact(string Version, byte[] Onnx, IReadOnlyList<string> Labels);
+
+/// <summary>A model the repository knows how to (re)load by name, and the last error when loading failed.</summary>
+/// <param name="Name">Model name.</param>
+/// <param name="Fetch">Fetches the version to serve (a file, or the registry following an alias).</param>
+/// <param name="Config">How it is served.</param>
+public sealed record ModelSource(string Name, Func<CancellationToken, Task<ModelArtifact>> Fetch, ModelConfig Config);
+
+/// <summary>An entry of the repository index (<c>POST /v2/repository/index</c>).</summary>
+/// <param name="Name">Model name.</param>
+/// <param name="Version">Loaded version, or null.</param>
+/// <param name="State"><c>READY</c> or <c>UNAVAILABLE</c>.</param>
+/// <param name="Reason">Why it is unavailable.</param>
+public sealed record ModelIndexEntry(string Name, string? Version, string State, string Reason);
+
 /// <summary>A model version loaded and ready to serve: its session and its batcher.</summary>
 public sealed class LoadedModel : IAsyncDisposable
 {
@@ -60,6 +79,8 @@ public sealed class LoadedModel : IAsyncDisposable
 public sealed class ModelRepository : IAsyncDisposable
 {
     private readonly Dictionary<string, SortedDictionary<string, LoadedModel>> _models = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ModelSource> _sources = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _errors = new(StringComparer.Ordinal);
     private readonly object _lock = new();
     private readonly TimeProvider _time;
 
@@ -113,6 +134,67 @@ public sealed class ModelRepository : IAsyncDisposable
             await replaced.DisposeAsync().ConfigureAwait(false);
         }
         return model;
+    }
+
+    /// <summary>Remembers how to load <paramref name="source"/>'s model by name (the repository's load endpoint).</summary>
+    public void Register(ModelSource source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        lock (_lock)
+        {
+            _sources[source.Name] = source;
+        }
+    }
+
+    /// <summary>Loads (or reloads) a registered model from its source: a registry alias is resolved again, so it follows alias moves.</summary>
+    public async Task<LoadedModel> LoadAsync(string name, CancellationToken cancellationToken = default)
+    {
+        ModelSource? source;
+        lock (_lock)
+        {
+            _sources.TryGetValue(name, out source);
+        }
+        if (source is null)
+        {
+            throw new InferenceException(404, $"model {name} is not in this host's repository (known: {string.Join(", ", Index().Select(e => e.Name))})");
+        }
+        try
+        {
+            var artifact = await source.Fetch(cancellationToken).ConfigureAwait(false);
+            var loaded = await LoadAsync(name, artifact.Version, artifact.Onnx, source.Config, artifact.Labels).ConfigureAwait(false);
+            // Other versions of the model go: the source names the one to serve.
+            foreach (var other in Models.Where(m => m.Name == name && m.Version != loaded.Version).ToList())
+            {
+                await UnloadAsync(name, other.Version).ConfigureAwait(false);
+            }
+            lock (_lock)
+            {
+                _errors.Remove(name);
+            }
+            return loaded;
+        }
+        catch (Exception e) when (e is InferenceException or IOException or HttpRequestException)
+        {
+            lock (_lock)
+            {
+                _errors[name] = e.Message;
+            }
+            throw e as InferenceException ?? new InferenceException($"model {name} could not be loaded: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Every registered or loaded model with its state.</summary>
+    public IReadOnlyList<ModelIndexEntry> Index()
+    {
+        lock (_lock)
+        {
+            var entries = _models.Values.SelectMany(v => v.Values).Select(m => new ModelIndexEntry(m.Name, m.Version, "READY", "")).ToList();
+            foreach (var name in _sources.Keys.Where(n => !_models.ContainsKey(n)))
+            {
+                entries.Add(new ModelIndexEntry(name, null, "UNAVAILABLE", _errors.GetValueOrDefault(name, "unloaded")));
+            }
+            return entries.OrderBy(e => e.Name, StringComparer.Ordinal).ToList();
+        }
     }
 
     /// <summary>Unloads one version, or every version of the model; returns how many were unloaded.</summary>

@@ -21,6 +21,10 @@ public sealed class InferenceApiTests : IAsyncLifetime
         await _repository.LoadAsync("linear", "1", OnnxModels.Linear(4, 2, seed: 1));
         await _repository.LoadAsync("linear", "2", OnnxModels.Linear(4, 2, seed: 2), labels: ["production"]);
         await _repository.LoadAsync("words", "1", OnnxModels.Identity(8, width: 2));
+        // A model known by source but not loaded yet; its source serves version 7, then 8 (an alias that moved).
+        var fetched = 0;
+        _repository.Register(new ModelSource("moving", _ => Task.FromResult(new ModelArtifact((7 + fetched++).ToString(CultureInfo.InvariantCulture), OnnxModels.Linear(4, 2, seed: 7), ["production"])), new ModelConfig()));
+        _repository.Register(new ModelSource("broken", _ => Task.FromResult(new ModelArtifact("1", [1, 2, 3], [])), new ModelConfig()));
         _app = InferenceApi.BuildHost(_repository, "127.0.0.1", 0);
         await _app.StartAsync();
         _http = new HttpClient { BaseAddress = _app.GetListeningAddress() };
@@ -183,5 +187,33 @@ public sealed class InferenceApiTests : IAsyncLifetime
         }
         Assert.Matches("aimass_nv_inference_request_success[^\\n]*model=\"linear\"[^\\n]*version=\"1\"", text);
         Assert.Matches("aimass_nv_inference_request_failure[^\\n]*reason=\"BAD_REQUEST\"", text);
+    }
+
+    [Fact]
+    public async Task The_repository_endpoints_index_load_reload_and_unload()
+    {
+        using var index = JsonDocument.Parse(await (await _http.PostAsync("v2/repository/index", null)).Content.ReadAsStringAsync());
+        var moving = index.RootElement.EnumerateArray().Single(e => e.GetProperty("name").GetString() == "moving");
+        Assert.Equal("UNAVAILABLE", moving.GetProperty("state").GetString());
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("v2/models/moving/ready")).StatusCode);
+
+        var load = await _http.PostAsync("v2/repository/models/moving/load", null);
+        Assert.Equal(HttpStatusCode.OK, load.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("v2/models/moving/versions/7/ready")).StatusCode);
+        // Loading again resolves the source anew: version 8 replaces 7.
+        await _http.PostAsync("v2/repository/models/moving/load", null);
+        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("v2/models/moving/versions/8/ready")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("v2/models/moving/versions/7/ready")).StatusCode);
+
+        Assert.Equal(HttpStatusCode.OK, (await _http.PostAsync("v2/repository/models/moving/unload", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("v2/models/moving/ready")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.PostAsync("v2/repository/models/moving/unload", null)).StatusCode);
+
+        var broken = await _http.PostAsync("v2/repository/models/broken/load", null);
+        Assert.Equal(HttpStatusCode.BadRequest, broken.StatusCode);
+        Assert.Contains("ONNX Runtime cannot load it", await broken.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using var after = JsonDocument.Parse(await (await _http.PostAsync("v2/repository/index", null)).Content.ReadAsStringAsync());
+        Assert.Contains("ONNX Runtime cannot load it", after.RootElement.EnumerateArray().Single(e => e.GetProperty("name").GetString() == "broken").GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.PostAsync("v2/repository/models/unknown/load", null)).StatusCode);
     }
 }

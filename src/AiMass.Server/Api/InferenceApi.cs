@@ -35,6 +35,23 @@ public static class InferenceApi
         v2.MapPost("/models/{model}/infer", (string model, HttpContext context) => InferAsync(repository, model, null, context));
         v2.MapPost("/models/{model}/versions/{version}/infer", (string model, string version, HttpContext context) => InferAsync(repository, model, version, context));
 
+        // Model repository: what this host can serve, loading (again: an alias is resolved anew) and unloading.
+        v2.MapPost("/repository/index", () => Results.Json(repository.Index().Select(e => new { name = e.Name, version = e.Version, state = e.State, reason = e.Reason })));
+        v2.MapPost("/repository/models/{model}/load", async (string model, CancellationToken ct) =>
+        {
+            try
+            {
+                var loaded = await repository.LoadAsync(model, ct);
+                return Results.Json(new { name = loaded.Name, version = loaded.Version });
+            }
+            catch (InferenceException e)
+            {
+                return Error(e.Status, e.Message, e.RetryAfter);
+            }
+        });
+        v2.MapPost("/repository/models/{model}/unload", async (string model) =>
+            await repository.UnloadAsync(model) > 0 ? Results.Json(new { name = model }) : NotFound(repository, model, null));
+
         // TensorFlow Serving's REST API on the same listener.
         var v1 = app.MapGroup("/v1/models").WithTags("inference");
         v1.MapGet("/{model}", (string model) => TfStatus(repository, model));
