@@ -85,22 +85,9 @@ public static class OipCodec
         }
         var json = body[..(headerLength ?? body.Length)];
         var binary = body[(headerLength ?? body.Length)..];
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(json);
-        }
-        catch (JsonException e)
-        {
-            throw new InferenceException($"the request is not valid JSON: {e.Message}", e);
-        }
-        using (doc)
+        using (var doc = ParseObject(json, "\"inputs\""))
         {
             var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                throw new InferenceException("the request must be a JSON object with \"inputs\"");
-            }
             var id = root.TryGetProperty("id", out var idElement) ? idElement.ValueKind == JsonValueKind.String ? idElement.GetString() : idElement.GetRawText() : null;
             var parameters = root.TryGetProperty("parameters", out var p) && p.ValueKind == JsonValueKind.Object ? p : default;
             if (!root.TryGetProperty("inputs", out var inputsElement) || inputsElement.ValueKind != JsonValueKind.Array || inputsElement.GetArrayLength() == 0)
@@ -144,6 +131,26 @@ public static class OipCodec
                     ? TimeSpan.FromMicroseconds(us) : null,
             };
         }
+    }
+
+    /// <summary>Parses a request body that must be a JSON object; the error names <paramref name="expected"/>, the fields it needs.</summary>
+    internal static JsonDocument ParseObject(ReadOnlyMemory<byte> json, string expected)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            throw new InferenceException($"the request is not valid JSON: {e.Message}", e);
+        }
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            doc.Dispose();
+            throw new InferenceException($"the request must be a JSON object with {expected}");
+        }
+        return doc;
     }
 
     private static InferTensor ReadInput(JsonElement input, ReadOnlyMemory<byte> binary, ref int offset)

@@ -21,22 +21,9 @@ public static class TfServingCodec
     public static TfServingRequest ReadPredict(ReadOnlyMemory<byte> body, IReadOnlyList<TensorMetadata> inputs)
     {
         ArgumentNullException.ThrowIfNull(inputs);
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(body);
-        }
-        catch (JsonException e)
-        {
-            throw new InferenceException($"the request is not valid JSON: {e.Message}", e);
-        }
-        using (doc)
+        using (var doc = OipCodec.ParseObject(body, "\"instances\" or \"inputs\""))
         {
             var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                throw new InferenceException("the request must be a JSON object with \"instances\" or \"inputs\"");
-            }
             var hasInstances = root.TryGetProperty("instances", out var instances);
             var hasInputs = root.TryGetProperty("inputs", out var columnar);
             if (hasInstances == hasInputs)
