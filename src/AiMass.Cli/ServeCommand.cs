@@ -35,6 +35,14 @@ internal static class ServeCommand
             {
                 throw new CliException($"--port {p} is not a TCP port (0-65535)");
             }
+            try
+            {
+                AiMassServer.ListenAddress(parse.GetValue(host)!);
+            }
+            catch (ArgumentException e)
+            {
+                throw new CliException($"--host {e.Message}");
+            }
             if (parse.GetValue(maxBatch) < 1 || parse.GetValue(delay) < 0 || parse.GetValue(queue) < 1 || parse.GetValue(threads) < 0)
             {
                 throw new CliException("--max-batch-size and --max-queue-size must be at least 1; --max-queue-delay-us and --threads not negative");

@@ -41,7 +41,7 @@ public static class AiMassServer
         var server = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
         builder.WebHost.UseKestrel(k =>
         {
-            k.Listen(System.Net.IPAddress.Parse(server.Host == "localhost" ? "127.0.0.1" : server.Host), server.Port);
+            k.Listen(ListenAddress(server.Host), server.Port);
             k.AddServerHeader = false;
         });
         builder.Services.AddAiMassControlPlane(builder.Configuration, time ?? TimeProvider.System);
@@ -65,6 +65,12 @@ public static class AiMassServer
     /// /metrics publishes the process metrics and every .NET meter (the registry's, ASP.NET Core's, EF Core's) except
     /// the runtime's private diagnostics. prometheus-net's registry is process-wide, so this runs once per process.
     /// </summary>
+    /// <summary>The address to listen on: an IP address, or <c>localhost</c> for 127.0.0.1.</summary>
+    public static System.Net.IPAddress ListenAddress(string host) =>
+        System.Net.IPAddress.TryParse(host == "localhost" ? "127.0.0.1" : host, out var address)
+            ? address
+            : throw new ArgumentException($"'{host}' is not an IP address to listen on (e.g. 127.0.0.1 or 0.0.0.0)");
+
     /// <summary>Starts exporting every meter to the Prometheus endpoint (once per process).</summary>
     internal static void ConfigureMetricsExport()
     {

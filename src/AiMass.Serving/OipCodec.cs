@@ -219,7 +219,8 @@ public static class OipCodec
         values.Add(element);
     }
 
-    private static Array FromJson(string name, InferDataType type, List<JsonElement> values)
+    /// <summary>Converts JSON values to the CLR array of <paramref name="type"/>; a value that does not fit names the input and its index.</summary>
+    internal static Array FromJson(string name, InferDataType type, List<JsonElement> values)
     {
         var array = InferDataTypes.NewArray(type, values.Count);
         for (var i = 0; i < values.Count; i++)

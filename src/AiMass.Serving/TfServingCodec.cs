@@ -196,32 +196,7 @@ public static class TfServingCodec
         flat.Add(value);
     }
 
-    private static Array Values(TensorMetadata input, List<JsonElement> flat)
-    {
-        // The protocol codec owns element conversion and its error messages: hand it a one-input OIP request.
-        using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream))
-        {
-            writer.WriteStartObject();
-            writer.WriteStartArray("inputs");
-            writer.WriteStartObject();
-            writer.WriteString("name", input.Name);
-            writer.WriteString("datatype", InferDataTypes.Name(input.DataType));
-            writer.WriteStartArray("shape");
-            writer.WriteNumberValue(flat.Count);
-            writer.WriteEndArray();
-            writer.WriteStartArray("data");
-            foreach (var v in flat)
-            {
-                v.WriteTo(writer);
-            }
-            writer.WriteEndArray();
-            writer.WriteEndObject();
-            writer.WriteEndArray();
-            writer.WriteEndObject();
-        }
-        return OipCodec.ReadRequest(stream.ToArray()).Inputs[0].Data;
-    }
+    private static Array Values(TensorMetadata input, List<JsonElement> flat) => OipCodec.FromJson(input.Name, input.DataType, flat);
 
     private static void WriteRow(Utf8JsonWriter writer, InferTensor tensor, int row, int rows)
     {

@@ -221,7 +221,7 @@ public static class InferenceApi
     private static async Task<ReadOnlyMemory<byte>?> ReadBodyAsync(HttpContext context)
     {
         var buffer = new MemoryStream(context.Request.ContentLength is { } n and > 0 ? (int)n : 4096);
-        var chunk = new byte[81920 / 2];
+        var chunk = new byte[1 << 15];
         int read;
         while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
         {
@@ -261,7 +261,7 @@ public static class InferenceApi
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(k =>
         {
-            k.Listen(System.Net.IPAddress.Parse(host == "localhost" ? "127.0.0.1" : host), port);
+            k.Listen(AiMassServer.ListenAddress(host), port);
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = MaxRequestBytes + 1;
         });
