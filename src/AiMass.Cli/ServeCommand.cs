@@ -15,7 +15,7 @@ internal static class ServeCommand
     {
         var models = new Argument<string[]>("MODEL")
         {
-            Description = "An .onnx file (served as its file name, version 1; NAME=FILE to choose the name) or NAME@VERSION|ALIAS from the registry (--server)",
+            Description = "An .onnx file (served as its file name, version 1) or NAME@VERSION|ALIAS from the registry (--server); NAME=... serves it under another name",
             Arity = ArgumentArity.OneOrMore,
         };
         var port = new Option<int>("--port") { Description = "TCP port (0 picks a free one)", DefaultValueFactory = _ => 8000 };
@@ -24,9 +24,13 @@ internal static class ServeCommand
         var delay = new Option<int>("--max-queue-delay-us") { Description = "How long a request may wait for others to batch with, in microseconds", DefaultValueFactory = _ => 100 };
         var queue = new Option<int>("--max-queue-size") { Description = "Requests waiting at most; more are refused with 429", DefaultValueFactory = _ => 1024 };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads per model", DefaultValueFactory = _ => 1 };
+        var deployment = new Option<string?>("--deployment")
+        {
+            Description = "Run as a replica of this deployment: announce the listening address to the control plane (--server) every 2 s; set by the control plane, which starts replicas as jobs",
+        };
         var command = new Command("serve", "Serve ONNX models here over the Open Inference Protocol v2 (REST), with dynamic batching")
         {
-            models, port, host, maxBatch, delay, queue, threads,
+            models, port, host, maxBatch, delay, queue, threads, deployment,
         };
         command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
@@ -47,6 +51,7 @@ internal static class ServeCommand
             {
                 throw new CliException("--max-batch-size and --max-queue-size must be at least 1; --max-queue-delay-us and --threads not negative");
             }
+            var replica = parse.GetValue(deployment) is null ? default : ReplicaIdentity();
             var config = new ModelConfig
             {
                 Batching = new BatchingOptions
@@ -85,6 +90,8 @@ internal static class ServeCommand
             var address = app.GetListeningAddress();
             Console.Out.WriteLine($"serving on {address.ToString().TrimEnd('/')} (Open Inference Protocol v2: {address}v2/models/NAME/infer). Press Ctrl-C to stop.");
             await Console.Out.FlushAsync(ct);
+            using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var announcing = parse.GetValue(deployment) is { } replicaOf ? AnnounceAsync(parse, replicaOf, replica, address, stopping.Token) : Task.CompletedTask;
             try
             {
                 await app.WaitForShutdownAsync(ct);
@@ -92,10 +99,55 @@ internal static class ServeCommand
             catch (OperationCanceledException)
             {
             }
+            await stopping.CancelAsync();
+            await announcing;
             await app.StopAsync(CancellationToken.None);
         }));
         return command;
     }
+
+    /// <summary>Tells the control plane where this replica listens, at once and then every 2 s (a heartbeat; a restarted control plane learns it again).</summary>
+    private static async Task AnnounceAsync(ParseResult parse, string deployment, (long Job, int Attempt) replica, Uri address, CancellationToken ct)
+    {
+        var (job, attempt) = replica;
+        using var client = Cli.CreateClient(parse);
+        var announcement = new Deployments.ReplicaAnnouncement(job, attempt, address.GetLeftPart(UriPartial.Authority));
+        string? lastError = null;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await client.AnnounceReplicaAsync(deployment, announcement, ct);
+                lastError = null;
+            }
+            catch (Exception e) when (e is HttpRequestException or Client.AiMassApiException)
+            {
+                if (e.Message != lastError)
+                {
+                    await Console.Error.WriteLineAsync($"warning: cannot announce this replica of {deployment} to the control plane: {e.Message}");
+                }
+                lastError = e.Message;
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(2), ct);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>The job and attempt this replica runs as (set by the control plane).</summary>
+    private static (long Job, int Attempt) ReplicaIdentity() =>
+        long.TryParse(Environment.GetEnvironmentVariable("AIMASS_JOB_ID"), NumberStyles.None, CultureInfo.InvariantCulture, out var job)
+            ? (job, int.TryParse(Environment.GetEnvironmentVariable("AIMASS_ATTEMPT"), NumberStyles.None, CultureInfo.InvariantCulture, out var a) ? a : 1)
+            : throw new CliException("--deployment is for replicas the control plane starts as jobs: AIMASS_JOB_ID is not set");
 
     private static string Describe(TensorMetadata t) => $"{t.Name} {InferDataTypes.Name(t.DataType)} [{string.Join(", ", t.Shape)}]";
 
@@ -114,11 +166,16 @@ internal static class ServeCommand
             var full = Path.GetFullPath(path);
             return (name, async ct => new ModelArtifact("1", await File.ReadAllBytesAsync(full, ct), []));
         }
-        if (!VersionRef.TryParse(model, out var reference, out var error))
+        if (!VersionRef.TryParse(path, out var reference, out var error))
         {
-            throw new CliException($"'{model}' is neither an existing file nor a registry reference NAME@VERSION|ALIAS: {error}");
+            throw new CliException($"'{path}' is neither an existing file nor a registry reference NAME@VERSION|ALIAS: {error}");
         }
-        return (reference.Model, async ct =>
+        var served = equals > 0 ? model[..equals] : reference.Model;
+        if (!Names.IsValidModelName(served))
+        {
+            throw new CliException($"'{served}' is not a valid model name to serve as");
+        }
+        return (served, async ct =>
         {
             using var client = Cli.CreateClient(parse);
             using var buffer = new MemoryStream();

@@ -93,6 +93,8 @@ public sealed partial class LocalExecutor : IExecutor
             var fromFile = ReadExit(task);
             var code = child.ExitCode;
             child.Dispose();
+            // The wrapper is gone (its command ended, or it was killed): nothing of the task may outlive it.
+            ProcessTree.KillGroup(task.Pid);
             return fromFile ?? (code > 128 ? TaskExit.FromCode(code) : TaskExit.Lost($"the task's shell ended with {code} before recording the command's status"));
         }
         // Not our child (started before a restart): watch the process id until it is gone.
@@ -115,6 +117,7 @@ public sealed partial class LocalExecutor : IExecutor
         {
             return null;
         }
+        ProcessTree.KillGroup(task.Pid);
         return ReadExit(task) ?? TaskExit.Lost("the process ended without recording an exit status (killed with its wrapper, or the machine restarted)");
     }
 
@@ -199,6 +202,12 @@ internal static partial class ProcessTree
             _ = Kill(p, signal);
         }
     }
+
+    /// <summary>
+    /// Kills what is left of the process group <paramref name="pgid"/> after its leader ended. Linux does not give a
+    /// process id to a new process while a group still carries it, so this cannot hit an unrelated process.
+    /// </summary>
+    public static void KillGroup(int pgid) => _ = Kill(-pgid, SigKill);
 
     /// <summary>The process and all its descendants, found by their parent ids.</summary>
     public static IReadOnlyList<int> Descendants(int root)

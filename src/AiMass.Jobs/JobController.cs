@@ -287,8 +287,11 @@ public sealed partial class JobController : IAsyncDisposable
         var query = db.Events.AsNoTracking().Where(e => e.Id > after);
         query = jobId is null ? query : query.Where(e => e.JobId == jobId);
         var rows = await query.OrderBy(e => e.Id).Take(Math.Clamp(limit, 1, 10_000)).ToListAsync(cancellationToken).ConfigureAwait(false);
-        return rows.Select(e => new JobEventInfo(e.Id, DateTimeOffset.FromUnixTimeMilliseconds(e.TimeMs), e.Kind, e.Message) { JobId = e.JobId, Node = e.Node }).ToList();
+        return rows.Select(ToInfo).ToList();
     }
+
+    internal static JobEventInfo ToInfo(EventRow e) =>
+        new(e.Id, DateTimeOffset.FromUnixTimeMilliseconds(e.TimeMs), e.Kind, e.Message) { JobId = e.JobId, Node = e.Node, Deployment = e.Deployment };
 
     /// <summary>The log files of a job, attempt by attempt and task by task.</summary>
     public async Task<IReadOnlyList<LogSegment>> LogSegmentsAsync(long id, int? attempt, int? task, CancellationToken cancellationToken)
@@ -474,6 +477,10 @@ public sealed partial class JobController : IAsyncDisposable
 
     /// <summary>Whether a job is in a final state (for log following).</summary>
     public bool IsActive(long id) => _snapshot.Jobs.ContainsKey(id);
+
+    /// <summary>Why an active job is still pending, as of the last scheduling pass (null when it runs or is unknown).</summary>
+    internal string? PendingReason(long id) =>
+        _snapshot.Jobs.TryGetValue(id, out var view) && view.Phase == JobPhase.Pending ? view.PendingReason ?? "waiting for the next scheduling pass" : null;
 
     // ---------------------------------------------------------------------------------------------------- loop
 

@@ -1,5 +1,6 @@
 using AiMass.Execution;
 using AiMass.Jobs;
+using AiMass.Jobs.Deployments;
 using AiMass.Jobs.Storage;
 using AiMass.Registry;
 using AiMass.Registry.Artifacts;
@@ -56,6 +57,8 @@ public static class AiMassServer
         app.MapModelsApi();
         app.MapAdminApi();
         app.MapJobsApi();
+        app.MapDeploymentsApi();
+        Deployments.DeploymentRouter.Map(app);
         return app;
     }
 
@@ -147,6 +150,29 @@ public static class AiMassServer
                 sp.GetRequiredService<ILogger<JobController>>());
         });
         services.AddHostedService<JobsStartup>();
+        services.AddOptions<DeploymentOptions>().Bind(configuration.GetSection(DeploymentOptions.Section)).ValidateDataAnnotations().ValidateOnStart()
+            .PostConfigure(o =>
+            {
+                if (o.ReplicaCommand.Count == 0)
+                {
+                    foreach (var part in OwnCommand())
+                    {
+                        o.ReplicaCommand.Add(part);
+                    }
+                }
+            });
+        services.AddSingleton<IReplicaProbe, Deployments.HttpReplicaProbe>();
+        services.AddSingleton(sp => new DeploymentController(
+            sp.GetRequiredService<IDbContextFactory<JobsDbContext>>(),
+            sp.GetRequiredService<JobController>(),
+            sp.GetRequiredService<ModelRegistry>(),
+            sp.GetRequiredService<IReplicaProbe>(),
+            sp.GetRequiredService<IOptions<DeploymentOptions>>().Value,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<DeploymentController>>()));
+        services.AddHostedService<DeploymentsStartup>();
+        services.AddHttpForwarder();
+        services.AddSingleton<Deployments.DeploymentRouter>();
         services.ConfigureHttpJsonOptions(o => AiMassJson.Configure(o.SerializerOptions));
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx =>
@@ -176,6 +202,7 @@ public static class AiMassServer
         _ = app.Services.GetRequiredService<IOptions<ServerOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<RegistryOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<JobOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<DeploymentOptions>>().Value;
         _ = app.Services.GetRequiredService<DataDirectoryLock>();
     }
 
@@ -186,6 +213,21 @@ public static class AiMassServer
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
             ?? throw new InvalidOperationException("the server has not started");
         return new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// How to start this same <c>aimass</c> (a replica's job runs it with <c>serve</c>): the running program, with the
+    /// entry assembly when the program is the <c>dotnet</c> host; empty when this process is not <c>aimass</c> (tests set
+    /// <c>Deployments:ReplicaCommand</c>).
+    /// </summary>
+    private static IEnumerable<string> OwnCommand()
+    {
+        var entry = System.Reflection.Assembly.GetEntryAssembly();
+        if (entry?.GetName().Name != "aimass" || Environment.ProcessPath is not { } program)
+        {
+            return [];
+        }
+        return Path.GetFileNameWithoutExtension(program) == "dotnet" ? [program, entry.Location] : [program];
     }
 
     /// <summary>The resolved data directory.</summary>

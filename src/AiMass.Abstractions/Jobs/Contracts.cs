@@ -152,6 +152,9 @@ public sealed record JobEventInfo(long Id, DateTimeOffset Time, string Kind, str
 
     /// <summary>The node, if the event is about one.</summary>
     public string? Node { get; init; }
+
+    /// <summary>The deployment, if the event is about one (scaling, replicas, rollouts).</summary>
+    public string? Deployment { get; init; }
 }
 
 /// <summary>A node as the API shows it.</summary>

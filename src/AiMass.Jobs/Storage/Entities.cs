@@ -45,6 +45,7 @@ internal sealed class EventRow
     public long Id { get; set; }
     public long? JobId { get; set; }
     public string? Node { get; set; }
+    public string? Deployment { get; set; }
     public long TimeMs { get; set; }
     public string Kind { get; set; } = "";
     public string Message { get; set; } = "";
@@ -78,4 +79,24 @@ internal sealed class NodeStateRow
     public string State { get; set; } = "";
     public string? Reason { get; set; }
     public long TimeMs { get; set; }
+}
+
+internal sealed class DeploymentRow
+{
+    public string Name { get; set; } = "";
+    public string SpecJson { get; set; } = "";
+    public int Desired { get; set; }
+    public bool Deleting { get; set; }
+    public long CreatedAtMs { get; set; }
+    public long UpdatedAtMs { get; set; }
+}
+
+internal sealed class ReplicaRow
+{
+    public long JobId { get; set; }
+    public string Deployment { get; set; } = "";
+    public string Role { get; set; } = "";
+    public int Version { get; set; }
+    public bool Draining { get; set; }
+    public long CreatedAtMs { get; set; }
 }

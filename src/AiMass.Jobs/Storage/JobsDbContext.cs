@@ -15,6 +15,8 @@ public sealed class JobsDbContext(DbContextOptions<JobsDbContext> options) : DbC
     internal DbSet<CheckpointRow> Checkpoints => Set<CheckpointRow>();
     internal DbSet<MetricRow> Metrics => Set<MetricRow>();
     internal DbSet<NodeStateRow> NodeStates => Set<NodeStateRow>();
+    internal DbSet<DeploymentRow> Deployments => Set<DeploymentRow>();
+    internal DbSet<ReplicaRow> Replicas => Set<ReplicaRow>();
 
     /// <inheritdoc />
     protected override void OnModelCreating(ModelBuilder modelBuilder)
@@ -72,10 +74,12 @@ public sealed class JobsDbContext(DbContextOptions<JobsDbContext> options) : DbC
             e.Property(x => x.Id).HasColumnName("id");
             e.Property(x => x.JobId).HasColumnName("job_id");
             e.Property(x => x.Node).HasColumnName("node").HasMaxLength(128);
+            e.Property(x => x.Deployment).HasColumnName("deployment").HasMaxLength(128);
             e.Property(x => x.TimeMs).HasColumnName("time_ms");
             e.Property(x => x.Kind).HasColumnName("kind").HasMaxLength(32);
             e.Property(x => x.Message).HasColumnName("message");
             e.HasIndex(x => new { x.JobId, x.Id });
+            e.HasIndex(x => new { x.Deployment, x.Id });
         });
         modelBuilder.Entity<CheckpointRow>(e =>
         {
@@ -112,6 +116,30 @@ public sealed class JobsDbContext(DbContextOptions<JobsDbContext> options) : DbC
             e.Property(x => x.State).HasColumnName("state").HasMaxLength(16);
             e.Property(x => x.Reason).HasColumnName("reason");
             e.Property(x => x.TimeMs).HasColumnName("time_ms");
+        });
+        modelBuilder.Entity<DeploymentRow>(e =>
+        {
+            e.ToTable("deployments");
+            e.HasKey(x => x.Name);
+            e.Property(x => x.Name).HasColumnName("name").HasMaxLength(128);
+            e.Property(x => x.SpecJson).HasColumnName("spec_json");
+            e.Property(x => x.Desired).HasColumnName("desired");
+            e.Property(x => x.Deleting).HasColumnName("deleting");
+            e.Property(x => x.CreatedAtMs).HasColumnName("created_at_ms");
+            e.Property(x => x.UpdatedAtMs).HasColumnName("updated_at_ms");
+        });
+        modelBuilder.Entity<ReplicaRow>(e =>
+        {
+            e.ToTable("deployment_replicas");
+            e.HasKey(x => x.JobId);
+            e.Property(x => x.JobId).HasColumnName("job_id").ValueGeneratedNever();
+            e.Property(x => x.Deployment).HasColumnName("deployment").HasMaxLength(128);
+            e.Property(x => x.Role).HasColumnName("role").HasMaxLength(16);
+            e.Property(x => x.Version).HasColumnName("version");
+            e.Property(x => x.Draining).HasColumnName("draining");
+            e.Property(x => x.CreatedAtMs).HasColumnName("created_at_ms");
+            e.HasIndex(x => x.Deployment);
+            e.HasOne<DeploymentRow>().WithMany().HasForeignKey(x => x.Deployment).OnDelete(DeleteBehavior.Cascade);
         });
     }
 

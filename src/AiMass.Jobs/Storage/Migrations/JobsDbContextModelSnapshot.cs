@@ -51,12 +51,50 @@ namespace AiMass.Jobs.Storage.Migrations
                     b.ToTable("job_checkpoints", (string)null);
                 });
 
+            modelBuilder.Entity("AiMass.Jobs.Storage.DeploymentRow", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<long>("CreatedAtMs")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at_ms");
+
+                    b.Property<bool>("Deleting")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("deleting");
+
+                    b.Property<int>("Desired")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("desired");
+
+                    b.Property<string>("SpecJson")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("spec_json");
+
+                    b.Property<long>("UpdatedAtMs")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("updated_at_ms");
+
+                    b.HasKey("Name");
+
+                    b.ToTable("deployments", (string)null);
+                });
+
             modelBuilder.Entity("AiMass.Jobs.Storage.EventRow", b =>
                 {
                     b.Property<long>("Id")
                         .ValueGeneratedOnAdd()
                         .HasColumnType("INTEGER")
                         .HasColumnName("id");
+
+                    b.Property<string>("Deployment")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("deployment");
 
                     b.Property<long?>("JobId")
                         .HasColumnType("INTEGER")
@@ -83,6 +121,8 @@ namespace AiMass.Jobs.Storage.Migrations
                         .HasColumnName("time_ms");
 
                     b.HasKey("Id");
+
+                    b.HasIndex("Deployment", "Id");
 
                     b.HasIndex("JobId", "Id");
 
@@ -243,6 +283,43 @@ namespace AiMass.Jobs.Storage.Migrations
                     b.ToTable("node_states", (string)null);
                 });
 
+            modelBuilder.Entity("AiMass.Jobs.Storage.ReplicaRow", b =>
+                {
+                    b.Property<long>("JobId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("job_id");
+
+                    b.Property<long>("CreatedAtMs")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at_ms");
+
+                    b.Property<string>("Deployment")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("deployment");
+
+                    b.Property<bool>("Draining")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("draining");
+
+                    b.Property<string>("Role")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("role");
+
+                    b.Property<int>("Version")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("version");
+
+                    b.HasKey("JobId");
+
+                    b.HasIndex("Deployment");
+
+                    b.ToTable("deployment_replicas", (string)null);
+                });
+
             modelBuilder.Entity("AiMass.Jobs.Storage.TaskRow", b =>
                 {
                     b.Property<long>("Id")
@@ -330,6 +407,15 @@ namespace AiMass.Jobs.Storage.Migrations
                     b.HasOne("AiMass.Jobs.Storage.JobRow", null)
                         .WithMany()
                         .HasForeignKey("JobId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("AiMass.Jobs.Storage.ReplicaRow", b =>
+                {
+                    b.HasOne("AiMass.Jobs.Storage.DeploymentRow", null)
+                        .WithMany()
+                        .HasForeignKey("Deployment")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
                 });
