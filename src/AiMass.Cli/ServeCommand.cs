@@ -24,13 +24,17 @@ internal static class ServeCommand
         var delay = new Option<int>("--max-queue-delay-us") { Description = "How long a request may wait for others to batch with, in microseconds", DefaultValueFactory = _ => 100 };
         var queue = new Option<int>("--max-queue-size") { Description = "Requests waiting at most; more are refused with 429", DefaultValueFactory = _ => 1024 };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads per model", DefaultValueFactory = _ => 1 };
+        var grpcPort = new Option<int?>("--grpc-port")
+        {
+            Description = "TCP port of the Open Inference Protocol's gRPC service (HTTP/2): default --port + 1 (0 with --port 0), 0 picks a free one, -1 turns gRPC off",
+        };
         var deployment = new Option<string?>("--deployment")
         {
             Description = "Run as a replica of this deployment: announce the listening address to the control plane (--server) every 2 s; set by the control plane, which starts replicas as jobs",
         };
         var command = new Command("serve", "Serve ONNX models here over the Open Inference Protocol v2 (REST), with dynamic batching")
         {
-            models, port, host, maxBatch, delay, queue, threads, deployment,
+            models, port, host, maxBatch, delay, queue, threads, grpcPort, deployment,
         };
         command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
@@ -78,17 +82,24 @@ internal static class ServeCommand
                     throw new CliException(e.Message);
                 }
             }
-            await using var app = InferenceApi.BuildHost(repository, parse.GetValue(host)!, p);
+            var g = parse.GetValue(grpcPort) ?? (p == 0 ? 0 : p + 1);
+            if (g is < -1 or > 65535 || (g == p && p != 0))
+            {
+                throw new CliException($"--grpc-port {g} must be a TCP port other than --port, 0 (a free one) or -1 (no gRPC)");
+            }
+            await using var app = InferenceApi.BuildHost(repository, parse.GetValue(host)!, p, g < 0 ? null : g);
             try
             {
                 await app.StartAsync(ct);
             }
             catch (IOException ex) when (Cli.IsPortInUse(ex))
             {
-                throw new CliException($"port {p} is already in use; choose another with --port");
+                throw new CliException($"port {p}{(g > 0 ? $" or {g}" : "")} is already in use; choose others with --port and --grpc-port");
             }
-            var address = app.GetListeningAddress();
-            Console.Out.WriteLine($"serving on {address.ToString().TrimEnd('/')} (Open Inference Protocol v2: {address}v2/models/NAME/infer). Press Ctrl-C to stop.");
+            var addresses = app.GetListeningAddresses();
+            var address = addresses[0];
+            Console.Out.WriteLine($"serving on {address.ToString().TrimEnd('/')} (Open Inference Protocol v2: {address}v2/models/NAME/infer; TensorFlow Serving: {address}v1/models/NAME:predict)"
+                + (addresses.Count > 1 ? $"; gRPC inference.GRPCInferenceService on {addresses[1].Authority}" : "") + ". Press Ctrl-C to stop.");
             await Console.Out.FlushAsync(ct);
             using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct);
             var announcing = parse.GetValue(deployment) is { } replicaOf ? AnnounceAsync(parse, replicaOf, replica, address, stopping.Token) : Task.CompletedTask;

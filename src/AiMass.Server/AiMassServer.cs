@@ -207,12 +207,15 @@ public static class AiMassServer
     }
 
     /// <summary>The base address the started server listens on (resolves port 0).</summary>
-    public static Uri GetListeningAddress(this WebApplication app)
+    public static Uri GetListeningAddress(this WebApplication app) =>
+        app.GetListeningAddresses() is { Count: > 0 } addresses ? addresses[0] : throw new InvalidOperationException("the server has not started");
+
+    /// <summary>Every address the started server listens on, in the order they were configured (resolves port 0).</summary>
+    public static IReadOnlyList<Uri> GetListeningAddresses(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
-            ?? throw new InvalidOperationException("the server has not started");
-        return new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+        return addresses.Select(a => new Uri(a.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal))).ToList();
     }
 
     /// <summary>

@@ -295,6 +295,45 @@ public static class OipCodec
         return new InferTensor(name, type, shape, array);
     }
 
+    /// <summary>
+    /// A tensor from its raw form (gRPC's <c>raw_input_contents</c>, the binary extension): little-endian values in
+    /// row-major order, BYTES elements each preceded by a 4-byte little-endian length. Errors name the tensor.
+    /// </summary>
+    public static InferTensor FromRaw(string name, string datatype, IReadOnlyList<long> shape, ReadOnlySpan<byte> bytes)
+    {
+        var (type, dims, count) = Header(name, datatype, shape);
+        return FromBinary(name, type, dims, count, bytes);
+    }
+
+    /// <summary>Checks a tensor's name, datatype and shape; returns the type, the shape and its element count.</summary>
+    public static (InferDataType Type, long[] Shape, int Count) Header(string name, string datatype, IReadOnlyList<long> shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        if (string.IsNullOrEmpty(name))
+        {
+            throw new InferenceException("every input tensor needs a name");
+        }
+        if (!InferDataTypes.TryParse(datatype, out var type))
+        {
+            throw new InferenceException($"input '{name}': datatype '{datatype}' is not one of {InferDataTypes.AllNames}");
+        }
+        var count = InferTensor.ElementCount(shape);
+        if (count < 0 || count > int.MaxValue)
+        {
+            throw new InferenceException($"input '{name}': shape [{string.Join(", ", shape)}] must have non-negative dimensions and fewer than 2^31 elements");
+        }
+        return (type, [.. shape], (int)count);
+    }
+
+    /// <summary>The raw form of a tensor (see <see cref="FromRaw"/>).</summary>
+    public static byte[] ToRaw(InferTensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(int.MaxValue, Math.Max(1, tensor.BinarySize())));
+        WriteBinary(buffer, tensor);
+        return buffer.WrittenSpan.ToArray();
+    }
+
     /// <summary>Writes a response; returns the body and, when any output is binary, the JSON part's length.</summary>
     public static (byte[] Body, int? HeaderLength) WriteResponse(InferenceResponse response)
     {

@@ -15,6 +15,8 @@ public sealed class InferenceApiTests : IAsyncLifetime
     private readonly ModelRepository _repository = new();
     private WebApplication _app = null!;
     private HttpClient _http = null!;
+    private global::Grpc.Net.Client.GrpcChannel _channel = null!;
+    private Grpc.GRPCInferenceService.GRPCInferenceServiceClient _grpc = null!;
 
     public async Task InitializeAsync()
     {
@@ -25,19 +27,88 @@ public sealed class InferenceApiTests : IAsyncLifetime
         var fetched = 0;
         _repository.Register(new ModelSource("moving", _ => Task.FromResult(new ModelArtifact((7 + fetched++).ToString(CultureInfo.InvariantCulture), OnnxModels.Linear(4, 2, seed: 7), ["production"])), new ModelConfig()));
         _repository.Register(new ModelSource("broken", _ => Task.FromResult(new ModelArtifact("1", [1, 2, 3], [])), new ModelConfig()));
-        _app = InferenceApi.BuildHost(_repository, "127.0.0.1", 0);
+        await _repository.LoadAsync("ids", "1", OnnxModels.Identity(7, width: 3));
+        _app = InferenceApi.BuildHost(_repository, "127.0.0.1", 0, grpcPort: 0);
         await _app.StartAsync();
         _http = new HttpClient { BaseAddress = _app.GetListeningAddress() };
+        _channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(_app.GetListeningAddresses()[1]);
+        _grpc = new Grpc.GRPCInferenceService.GRPCInferenceServiceClient(_channel);
     }
 
     public async Task DisposeAsync()
     {
+        _channel.Dispose();
         _http.Dispose();
         await _app.DisposeAsync();
         await _repository.DisposeAsync();
     }
 
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    [Fact]
+    public async Task Grpc_health_metadata_and_inference_with_raw_and_typed_contents()
+    {
+        Assert.True((await _grpc.ServerLiveAsync(new Grpc.ServerLiveRequest())).Live);
+        Assert.True((await _grpc.ServerReadyAsync(new Grpc.ServerReadyRequest())).Ready);
+        Assert.True((await _grpc.ModelReadyAsync(new Grpc.ModelReadyRequest { Name = "linear", Version = "1" })).Ready);
+        Assert.False((await _grpc.ModelReadyAsync(new Grpc.ModelReadyRequest { Name = "linear", Version = "9" })).Ready);
+        var server = await _grpc.ServerMetadataAsync(new Grpc.ServerMetadataRequest());
+        Assert.Equal("aimass", server.Name);
+        var metadata = await _grpc.ModelMetadataAsync(new Grpc.ModelMetadataRequest { Name = "linear" });
+        Assert.Equal(["1", "2"], metadata.Versions);
+        Assert.Equal("FP32", metadata.Inputs[0].Datatype);
+        Assert.Equal([-1L, 4], metadata.Inputs[0].Shape);
+
+        float[] x = [1, 2, 3, 4, 5, 6, 7, 8];
+        var expected = _repository.Find("linear", "1")!.Session.Run([new InferTensor("X", InferDataType.Fp32, [2, 4], x)])[0].AsFloats();
+        var raw = new Grpc.ModelInferRequest { ModelName = "linear", ModelVersion = "1", Id = "g-1" };
+        raw.Inputs.Add(new Grpc.ModelInferRequest.Types.InferInputTensor { Name = "X", Datatype = "FP32", Shape = { 2, 4 } });
+        raw.RawInputContents.Add(Google.Protobuf.ByteString.CopyFrom(System.Runtime.InteropServices.MemoryMarshal.AsBytes(x.AsSpan())));
+        var answer = await _grpc.ModelInferAsync(raw);
+        Assert.Equal(("linear", "1", "g-1"), (answer.ModelName, answer.ModelVersion, answer.Id));
+        Assert.Equal("Y", answer.Outputs[0].Name);
+        Assert.Equal([2L, 2], answer.Outputs[0].Shape);
+        Assert.Equal(expected, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(answer.RawOutputContents[0].Span).ToArray());
+
+        var typed = new Grpc.ModelInferRequest { ModelName = "linear", ModelVersion = "1" };
+        typed.Inputs.Add(new Grpc.ModelInferRequest.Types.InferInputTensor { Name = "X", Datatype = "FP32", Shape = { 2, 4 }, Contents = new Grpc.InferTensorContents { Fp32Contents = { x } } });
+        var typedAnswer = await _grpc.ModelInferAsync(typed);
+        Assert.Equal(expected, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(typedAnswer.RawOutputContents[0].Span).ToArray());
+
+        // INT64 and BYTES (strings) both ways; a requested output only.
+        var ints = new Grpc.ModelInferRequest { ModelName = "ids" };
+        ints.Inputs.Add(new Grpc.ModelInferRequest.Types.InferInputTensor { Name = "A", Datatype = "INT64", Shape = { 1, 3 }, Contents = new Grpc.InferTensorContents { Int64Contents = { 7, -8, 9_000_000_000 } } });
+        ints.Inputs.Add(new Grpc.ModelInferRequest.Types.InferInputTensor { Name = "B", Datatype = "INT64", Shape = { 1, 3 }, Contents = new Grpc.InferTensorContents { Int64Contents = { 1, 2, 3 } } });
+        ints.Outputs.Add(new Grpc.ModelInferRequest.Types.InferRequestedOutputTensor { Name = "A_out" });
+        var intAnswer = await _grpc.ModelInferAsync(ints);
+        Assert.Single(intAnswer.Outputs);
+        Assert.Equal([7L, -8, 9_000_000_000], System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(intAnswer.RawOutputContents[0].Span).ToArray());
+        var words = new Grpc.ModelInferRequest { ModelName = "words" };
+        foreach (var name in new[] { "A", "B" })
+        {
+            words.Inputs.Add(new Grpc.ModelInferRequest.Types.InferInputTensor { Name = name, Datatype = "BYTES", Shape = { 1, 2 }, Contents = new Grpc.InferTensorContents { BytesContents = { Google.Protobuf.ByteString.CopyFromUtf8("grid"), Google.Protobuf.ByteString.CopyFromUtf8("läst") } } });
+        }
+        var wordsAnswer = await _grpc.ModelInferAsync(words);
+        var bytes = wordsAnswer.RawOutputContents[0].ToByteArray();
+        Assert.Equal(4, BitConverter.ToInt32(bytes, 0));
+        Assert.Equal("grid", Encoding.UTF8.GetString(bytes, 4, 4));
+        Assert.Equal("läst", Encoding.UTF8.GetString(bytes, 12, BitConverter.ToInt32(bytes, 8)));
+
+        // Errors are gRPC statuses naming the problem.
+        var missing = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(async () => await _grpc.ModelInferAsync(new Grpc.ModelInferRequest { ModelName = "nothing" }));
+        Assert.Equal(global::Grpc.Core.StatusCode.NotFound, missing.StatusCode);
+        var shape = new Grpc.ModelInferRequest { ModelName = "linear" };
+        shape.Inputs.Add(new Grpc.ModelInferRequest.Types.InferInputTensor { Name = "X", Datatype = "FP32", Shape = { 2, 4 }, Contents = new Grpc.InferTensorContents { Fp32Contents = { 1, 2, 3 } } });
+        var bad = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(async () => await _grpc.ModelInferAsync(shape));
+        Assert.Equal(global::Grpc.Core.StatusCode.InvalidArgument, bad.StatusCode);
+        Assert.Contains("input 'X'", bad.Status.Detail, StringComparison.Ordinal);
+        var rawCount = new Grpc.ModelInferRequest { ModelName = "linear" };
+        rawCount.Inputs.Add(new Grpc.ModelInferRequest.Types.InferInputTensor { Name = "X", Datatype = "FP32", Shape = { 1, 4 } });
+        rawCount.RawInputContents.Add(Google.Protobuf.ByteString.CopyFrom(new byte[15]));
+        var wrongSize = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(async () => await _grpc.ModelInferAsync(rawCount));
+        Assert.Equal(global::Grpc.Core.StatusCode.InvalidArgument, wrongSize.StatusCode);
+        Assert.Contains("needs 16 bytes", wrongSize.Status.Detail, StringComparison.Ordinal);
+    }
 
     [Fact]
     public async Task Health_server_and_model_metadata_follow_the_protocol()

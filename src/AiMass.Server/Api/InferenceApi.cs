@@ -252,9 +252,12 @@ public static class InferenceApi
 
     /// <summary>
     /// A standalone model host for <c>aimass serve</c>: Kestrel on <paramref name="host"/>:<paramref name="port"/> with
-    /// the inference endpoints over <paramref name="repository"/>.
+    /// the REST endpoints (Open Inference Protocol, TensorFlow Serving, /metrics) over <paramref name="repository"/>,
+    /// and the Open Inference Protocol's gRPC service on <paramref name="grpcPort"/> (HTTP/2; null: none). gRPC has its
+    /// own port, as in Triton (8000/8001) and KServe: Kestrel cannot tell HTTP/1.1 from cleartext HTTP/2 on one port
+    /// (dotnet/aspnetcore#56984), and REST clients such as curl speak HTTP/1.1.
     /// </summary>
-    public static WebApplication BuildHost(ModelRepository repository, string host, int port)
+    public static WebApplication BuildHost(ModelRepository repository, string host, int port, int? grpcPort = null)
     {
         AiMassServer.ConfigureMetricsExport();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory, Args = [] });
@@ -262,8 +265,18 @@ public static class InferenceApi
         builder.WebHost.UseKestrel(k =>
         {
             k.Listen(AiMassServer.ListenAddress(host), port);
+            if (grpcPort is { } g)
+            {
+                k.Listen(AiMassServer.ListenAddress(host), g, o => o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
+            }
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = MaxRequestBytes + 1;
+        });
+        builder.Services.AddSingleton(repository);
+        builder.Services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = (int)MaxRequestBytes;
+            o.MaxSendMessageSize = null;
         });
         var app = builder.Build();
         app.Use(async (context, next) =>
@@ -276,6 +289,7 @@ public static class InferenceApi
             await next(context);
         });
         app.MapInferenceApi(repository);
+        app.MapGrpcService<GrpcInferenceService>();
         app.MapMetrics();
         return app;
     }
