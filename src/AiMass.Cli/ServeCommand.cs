@@ -24,6 +24,16 @@ internal static class ServeCommand
         var delay = new Option<int>("--max-queue-delay-us") { Description = "How long a request may wait for others to batch with, in microseconds", DefaultValueFactory = _ => 100 };
         var queue = new Option<int>("--max-queue-size") { Description = "Requests waiting at most; more are refused with 429", DefaultValueFactory = _ => 1024 };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads per model", DefaultValueFactory = _ => 1 };
+        var instances = new Option<int>("--instances") { Description = "Batches of one model run at the same time (Triton's instance count)", DefaultValueFactory = _ => 1 };
+        var versionPolicy = new Option<string?>("--version-policy")
+        {
+            Description = "Which versions of a registry model to serve: latest, latest:N, all, specific:1,3 or alias:NAME (default: what MODEL names)",
+        };
+        var poll = new Option<double>("--poll-interval")
+        {
+            Description = "Seconds between looks at the registry for new versions and alias moves (0: never)",
+            DefaultValueFactory = _ => 30,
+        };
         var grpcPort = new Option<int?>("--grpc-port")
         {
             Description = "TCP port of the Open Inference Protocol's gRPC service (HTTP/2): default --port + 1 (0 with --port 0), 0 picks a free one, -1 turns gRPC off",
@@ -34,7 +44,7 @@ internal static class ServeCommand
         };
         var command = new Command("serve", "Serve ONNX models here over the Open Inference Protocol v2 (REST), with dynamic batching")
         {
-            models, port, host, maxBatch, delay, queue, threads, grpcPort, deployment,
+            models, port, host, maxBatch, delay, queue, threads, instances, versionPolicy, poll, grpcPort, deployment,
         };
         command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
@@ -51,9 +61,9 @@ internal static class ServeCommand
             {
                 throw new CliException($"--host {e.Message}");
             }
-            if (parse.GetValue(maxBatch) < 1 || parse.GetValue(delay) < 0 || parse.GetValue(queue) < 1 || parse.GetValue(threads) < 0)
+            if (parse.GetValue(maxBatch) < 1 || parse.GetValue(delay) < 0 || parse.GetValue(queue) < 1 || parse.GetValue(threads) < 0 || parse.GetValue(instances) < 1 || parse.GetValue(poll) < 0)
             {
-                throw new CliException("--max-batch-size and --max-queue-size must be at least 1; --max-queue-delay-us and --threads not negative");
+                throw new CliException("--max-batch-size, --max-queue-size and --instances must be at least 1; --max-queue-delay-us, --threads and --poll-interval not negative");
             }
             var replica = parse.GetValue(deployment) is null ? default : ReplicaIdentity();
             var config = new ModelConfig
@@ -63,19 +73,22 @@ internal static class ServeCommand
                     MaxBatchSize = parse.GetValue(maxBatch),
                     MaxQueueDelay = TimeSpan.FromMicroseconds(parse.GetValue(delay)),
                     MaxQueueSize = parse.GetValue(queue),
+                    Instances = parse.GetValue(instances),
                 },
                 Session = new ModelSessionOptions { IntraOpThreads = parse.GetValue(threads) },
             };
             await using var repository = new ModelRepository();
             foreach (var model in parse.GetValue(models)!)
             {
-                var (name, fetch) = Source(parse, model);
-                repository.Register(new ModelSource(name, fetch, config));
+                var source = Source(parse, model, parse.GetValue(versionPolicy), config);
+                repository.Register(source);
                 try
                 {
-                    var loaded = await repository.LoadAsync(name, ct);
-                    Console.Out.WriteLine($"loaded {name} version {loaded.Version}: inputs {string.Join(", ", loaded.Session.Inputs.Select(Describe))}; outputs {string.Join(", ", loaded.Session.Outputs.Select(Describe))}"
-                        + (loaded.Session.Batchable ? $"; batching up to {config.Batching.MaxBatchSize}" : "; not batchable (fixed first dimension)"));
+                    foreach (var loaded in await repository.LoadAsync(source.Name, ct))
+                    {
+                        Console.Out.WriteLine($"loaded {loaded.Name} version {loaded.Version}{(loaded.Labels.Count > 0 ? $" ({string.Join(", ", loaded.Labels)})" : "")}: inputs {string.Join(", ", loaded.Session.Inputs.Select(Describe))}; outputs {string.Join(", ", loaded.Session.Outputs.Select(Describe))}"
+                            + (loaded.Session.Batchable ? $"; batching up to {config.Batching.MaxBatchSize}" : "; not batchable (fixed first dimension)"));
+                    }
                 }
                 catch (InferenceException e)
                 {
@@ -103,6 +116,9 @@ internal static class ServeCommand
             await Console.Out.FlushAsync(ct);
             using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct);
             var announcing = parse.GetValue(deployment) is { } replicaOf ? AnnounceAsync(parse, replicaOf, replica, address, stopping.Token) : Task.CompletedTask;
+            var polling = parse.GetValue(poll) > 0
+                ? repository.PollAsync(TimeSpan.FromSeconds(parse.GetValue(poll)), (name, e) => Console.Error.WriteLine($"warning: {name}: {e.Message}; the versions loaded stay"), stopping.Token)
+                : Task.CompletedTask;
             try
             {
                 await app.WaitForShutdownAsync(ct);
@@ -112,6 +128,7 @@ internal static class ServeCommand
             }
             await stopping.CancelAsync();
             await announcing;
+            await polling;
             await app.StopAsync(CancellationToken.None);
         }));
         return command;
@@ -162,8 +179,12 @@ internal static class ServeCommand
 
     private static string Describe(TensorMetadata t) => $"{t.Name} {InferDataTypes.Name(t.DataType)} [{string.Join(", ", t.Shape)}]";
 
-    /// <summary>The model's name and how to fetch it: a file read again, or a registry reference resolved again (so an alias is followed).</summary>
-    private static (string Name, Func<CancellationToken, Task<ModelArtifact>> Fetch) Source(ParseResult parse, string model)
+    /// <summary>
+    /// A model to serve: an ONNX file (version 1), or a registry model whose versions the policy selects (NAME: the
+    /// latest; NAME@VERSION: that one; NAME@ALIAS: the version the alias points at, followed when it moves; or
+    /// --version-policy), served as NAME or under the name before '='.
+    /// </summary>
+    private static ModelSource Source(ParseResult parse, string model, string? policyText, ModelConfig config)
     {
         var equals = model.IndexOf('=', StringComparison.Ordinal);
         var path = equals > 0 ? model[(equals + 1)..] : model;
@@ -174,8 +195,11 @@ internal static class ServeCommand
             {
                 throw new CliException($"'{name}' is not a valid model name; give one with NAME={path}");
             }
-            var full = Path.GetFullPath(path);
-            return (name, async ct => new ModelArtifact("1", await File.ReadAllBytesAsync(full, ct), []));
+            if (policyText is not null)
+            {
+                throw new CliException($"--version-policy applies to registry models; {path} is a file (served as version 1)");
+            }
+            return ModelSource.File(name, Path.GetFullPath(path), config);
         }
         if (!VersionRef.TryParse(path, out var reference, out var error))
         {
@@ -186,17 +210,61 @@ internal static class ServeCommand
         {
             throw new CliException($"'{served}' is not a valid model name to serve as");
         }
-        return (served, async ct =>
+        if (policyText is not null && reference.Selector is not null)
         {
-            using var client = Cli.CreateClient(parse);
-            using var buffer = new MemoryStream();
-            var info = await client.DownloadArtifactAsync(reference, buffer, cancellationToken: ct);
-            if (!string.Equals(info.Format, "onnx", StringComparison.Ordinal))
+            throw new CliException($"give either {reference} or --version-policy {policyText}, not both");
+        }
+        VersionPolicy policy;
+        try
+        {
+            policy = policyText is not null ? VersionPolicy.Parse(policyText)
+                : reference.Number is { } n ? new VersionPolicy.Specific([n.ToString(CultureInfo.InvariantCulture)])
+                : reference.Alias is { } alias ? new VersionPolicy.Labelled(alias)
+                : new VersionPolicy.Latest(1);
+        }
+        catch (FormatException e)
+        {
+            throw new CliException($"--version-policy: {e.Message}");
+        }
+        return new ModelSource(served, ct => ListAsync(parse, reference.Model, ct), (version, ct) => DownloadAsync(parse, reference.Model, version, ct), policy, config);
+    }
+
+    /// <summary>The ready versions of a registry model with their aliases.</summary>
+    private static async Task<IReadOnlyList<AvailableVersion>> ListAsync(ParseResult parse, string model, CancellationToken ct)
+    {
+        using var client = Cli.CreateClient(parse);
+        var versions = new List<AvailableVersion>();
+        string? token = null;
+        try
+        {
+            do
             {
-                throw new InferenceException($"{info.Name}@{info.Version} is in format {info.Format}; serve takes onnx");
+                var page = await client.ListVersionsAsync(model, status: "ready", pageSize: 1000, pageToken: token, cancellationToken: ct);
+                versions.AddRange(page.Items.Where(v => string.Equals(v.Format, "onnx", StringComparison.Ordinal))
+                    .Select(v => new AvailableVersion(v.Version.ToString(CultureInfo.InvariantCulture), v.Aliases)));
+                token = page.NextPageToken;
             }
-            // A version named by alias answers to that label too (TensorFlow Serving's /labels/{label}).
-            return new ModelArtifact(info.Version.ToString(CultureInfo.InvariantCulture), buffer.ToArray(), reference.Alias is { } alias ? [alias] : []);
-        });
+            while (token is not null);
+        }
+        catch (Client.AiMassApiException e)
+        {
+            throw new InferenceException((int)e.Status, $"registry: {e.Message}");
+        }
+        return versions;
+    }
+
+    private static async Task<byte[]> DownloadAsync(ParseResult parse, string model, string version, CancellationToken ct)
+    {
+        using var client = Cli.CreateClient(parse);
+        using var buffer = new MemoryStream();
+        try
+        {
+            await client.DownloadArtifactAsync(new VersionRef(model, version), buffer, cancellationToken: ct);
+        }
+        catch (Client.AiMassApiException e)
+        {
+            throw new InferenceException((int)e.Status, $"registry: {e.Message}");
+        }
+        return buffer.ToArray();
     }
 }

@@ -20,6 +20,12 @@ public sealed record BatchingOptions
 
     /// <summary>What a refused client is told to wait.</summary>
     public TimeSpan RetryAfter { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Batches run at the same time (Triton's instance count). ONNX Runtime runs one session concurrently, so the
+    /// instances share the session's weights; each execution uses the session's intra-op threads.
+    /// </summary>
+    public int Instances { get; init; } = 1;
 }
 
 /// <summary>
@@ -36,7 +42,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
     private readonly List<Pending> _queue = [];
     private readonly object _lock = new();
     private readonly CancellationTokenSource _stop = new();
-    private readonly Task _worker;
+    private readonly Task[] _workers;
     private TaskCompletionSource _signal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _holds;
     private long _batches;
@@ -50,9 +56,10 @@ public sealed class DynamicBatcher : IAsyncDisposable
         _options = options ?? new BatchingOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxBatchSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxQueueSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.Instances, 1);
         _time = time ?? TimeProvider.System;
         ServingMetrics.Track(this, session.Name, session.Version);
-        _worker = Task.Run(RunAsync);
+        _workers = Enumerable.Range(0, _options.Instances).Select(_ => Task.Run(RunAsync)).ToArray();
     }
 
     /// <summary>Requests waiting in the queue now.</summary>
@@ -148,7 +155,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
         await _stop.CancelAsync().ConfigureAwait(false);
         try
         {
-            await _worker.ConfigureAwait(false);
+            await Task.WhenAll(_workers).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {

@@ -1,4 +1,4 @@
-using System.Globalization;
+using Microsoft.ML.OnnxRuntime;
 
 namespace AiMass.Serving;
 
@@ -15,17 +15,30 @@ public sealed record ModelConfig
     public int WarmupRequests { get; init; } = 1;
 }
 
-/// <summary>What a model source yields: a version's bytes and the labels it answers to.</summary>
-/// <param name="Version">Version.</param>
-/// <param name="Onnx">The ONNX file.</param>
-/// <param name="Labels">Labels (registry aliases).</param>
-public sealed record ModelArtifact(string Version, byte[] Onnx, IReadOnlyList<string> Labels);
-
-/// <summary>A model the repository knows how to (re)load by name, and the last error when loading failed.</summary>
-/// <param name="Name">Model name.</param>
-/// <param name="Fetch">Fetches the version to serve (a file, or the registry following an alias).</param>
-/// <param name="Config">How it is served.</param>
-public sealed record ModelSource(string Name, Func<CancellationToken, Task<ModelArtifact>> Fetch, ModelConfig Config);
+/// <summary>
+/// A model the repository knows how to (re)load by name: the versions its source offers now (a file: one; the
+/// registry: every ready version with its aliases), how to download one, and which of them to serve.
+/// </summary>
+/// <param name="Name">The name it is served as.</param>
+/// <param name="List">The versions available now, with their labels.</param>
+/// <param name="Download">Fetches one version's ONNX file.</param>
+/// <param name="Policy">Which versions to serve.</param>
+/// <param name="Config">How they are served.</param>
+public sealed record ModelSource(
+    string Name,
+    Func<CancellationToken, Task<IReadOnlyList<AvailableVersion>>> List,
+    Func<string, CancellationToken, Task<byte[]>> Download,
+    VersionPolicy Policy,
+    ModelConfig Config)
+{
+    /// <summary>A source of one fixed ONNX file, served as version <paramref name="version"/>.</summary>
+    public static ModelSource File(string name, string path, ModelConfig config, string version = "1") => new(
+        name,
+        _ => Task.FromResult<IReadOnlyList<AvailableVersion>>([new AvailableVersion(version, [])]),
+        (_, ct) => System.IO.File.ReadAllBytesAsync(path, ct),
+        new VersionPolicy.Latest(1),
+        config);
+}
 
 /// <summary>An entry of the repository index (<c>POST /v2/repository/index</c>).</summary>
 /// <param name="Name">Model name.</param>
@@ -37,16 +50,22 @@ public sealed record ModelIndexEntry(string Name, string? Version, string State,
 /// <summary>A model version loaded and ready to serve: its session and its batcher.</summary>
 public sealed class LoadedModel : IAsyncDisposable
 {
+    private volatile IReadOnlyList<string> _labels;
+
     internal LoadedModel(ModelSession session, DynamicBatcher batcher, ModelConfig config, IReadOnlyList<string> labels)
     {
         Session = session;
         Batcher = batcher;
         Config = config;
-        Labels = labels;
+        _labels = labels;
     }
 
-    /// <summary>Labels (registry aliases such as <c>production</c>) this version answers to.</summary>
-    public IReadOnlyList<string> Labels { get; }
+    /// <summary>Labels (registry aliases such as <c>production</c>) this version answers to; they follow alias moves.</summary>
+    public IReadOnlyList<string> Labels
+    {
+        get => _labels;
+        internal set => _labels = value;
+    }
 
     /// <summary>Model name.</summary>
     public string Name => Session.Name;
@@ -82,6 +101,7 @@ public sealed class ModelRepository : IAsyncDisposable
     private readonly Dictionary<string, ModelSource> _sources = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _errors = new(StringComparer.Ordinal);
     private readonly object _lock = new();
+    private readonly SemaphoreSlim _syncGate = new(1, 1);
     private readonly TimeProvider _time;
 
     /// <summary>Creates an empty repository.</summary>
@@ -124,7 +144,7 @@ public sealed class ModelRepository : IAsyncDisposable
         {
             if (!_models.TryGetValue(name, out var versions))
             {
-                _models[name] = versions = new SortedDictionary<string, LoadedModel>(VersionComparer.Instance);
+                _models[name] = versions = new SortedDictionary<string, LoadedModel>(VersionOrder.Instance);
             }
             versions.TryGetValue(version, out replaced);
             versions[version] = model;
@@ -146,8 +166,12 @@ public sealed class ModelRepository : IAsyncDisposable
         }
     }
 
-    /// <summary>Loads (or reloads) a registered model from its source: a registry alias is resolved again, so it follows alias moves.</summary>
-    public async Task<LoadedModel> LoadAsync(string name, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Loads a registered model's versions as its policy selects them now, from its source: versions newly selected are
+    /// downloaded, loaded and warmed up first; then versions no longer selected are unloaded (so a rollover leaves no
+    /// gap), and labels move with the registry's aliases. Returns the versions served, oldest first.
+    /// </summary>
+    public async Task<IReadOnlyList<LoadedModel>> LoadAsync(string name, CancellationToken cancellationToken = default)
     {
         ModelSource? source;
         lock (_lock)
@@ -156,14 +180,31 @@ public sealed class ModelRepository : IAsyncDisposable
         }
         if (source is null)
         {
-            throw new InferenceException(404, $"model {name} is not in this host's repository (known: {string.Join(", ", Index().Select(e => e.Name))})");
+            throw new InferenceException(404, $"model {name} is not in this host's repository (known: {string.Join(", ", Index().Select(e => e.Name).Distinct())})");
         }
+        await _syncGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var artifact = await source.Fetch(cancellationToken).ConfigureAwait(false);
-            var loaded = await LoadAsync(name, artifact.Version, artifact.Onnx, source.Config, artifact.Labels).ConfigureAwait(false);
-            // Other versions of the model go: the source names the one to serve.
-            foreach (var other in Models.Where(m => m.Name == name && m.Version != loaded.Version).ToList())
+            var available = await source.List(cancellationToken).ConfigureAwait(false);
+            var wanted = source.Policy.Select(available);
+            if (wanted.Count == 0)
+            {
+                throw new InferenceException(404, $"no version of {name} matches the version policy {source.Policy} (available: {(available.Count == 0 ? "none" : string.Join(", ", available.Select(v => v.Version)))})");
+            }
+            var labels = available.ToDictionary(v => v.Version, v => v.Labels, StringComparer.Ordinal);
+            var served = new List<LoadedModel>();
+            foreach (var version in wanted)
+            {
+                if (Find(name, version) is { } loaded)
+                {
+                    loaded.Labels = labels[version];
+                    served.Add(loaded);
+                    continue;
+                }
+                var onnx = await source.Download(version, cancellationToken).ConfigureAwait(false);
+                served.Add(await LoadAsync(name, version, onnx, source.Config, labels[version]).ConfigureAwait(false));
+            }
+            foreach (var other in Models.Where(m => m.Name == name && !wanted.Contains(m.Version, StringComparer.Ordinal)).ToList())
             {
                 await UnloadAsync(name, other.Version).ConfigureAwait(false);
             }
@@ -171,15 +212,56 @@ public sealed class ModelRepository : IAsyncDisposable
             {
                 _errors.Remove(name);
             }
-            return loaded;
+            return served;
         }
-        catch (Exception e) when (e is InferenceException or IOException or HttpRequestException)
+        catch (Exception e) when (e is InferenceException or IOException or HttpRequestException or OnnxRuntimeException)
         {
             lock (_lock)
             {
                 _errors[name] = e.Message;
             }
             throw e as InferenceException ?? new InferenceException($"model {name} could not be loaded: {e.Message}", e);
+        }
+        finally
+        {
+            _syncGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Loads every registered model again (see <see cref="LoadAsync(string, CancellationToken)"/>) every
+    /// <paramref name="interval"/> until <paramref name="cancellationToken"/> ends, so new versions and alias moves are
+    /// picked up as TensorFlow Serving's file-system polling does. A failure keeps what is served and is reported to
+    /// <paramref name="onError"/>.
+    /// </summary>
+    public async Task PollAsync(TimeSpan interval, Action<string, Exception> onError, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(onError);
+        using var timer = new PeriodicTimer(interval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                List<string> names;
+                lock (_lock)
+                {
+                    names = [.. _sources.Keys];
+                }
+                foreach (var name in names)
+                {
+                    try
+                    {
+                        await LoadAsync(name, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (InferenceException e)
+                    {
+                        onError(name, e);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
         }
     }
 
@@ -266,6 +348,7 @@ public sealed class ModelRepository : IAsyncDisposable
         {
             _models.Clear();
         }
+        _syncGate.Dispose();
     }
 
     private static InferTensor Zeros(TensorMetadata input)
@@ -277,18 +360,5 @@ public sealed class ModelRepository : IAsyncDisposable
             Array.Fill(strings, "");
         }
         return new InferTensor(input.Name, input.DataType, shape, data);
-    }
-
-    /// <summary>Numeric versions in numeric order, others after them in ordinal order.</summary>
-    private sealed class VersionComparer : IComparer<string>
-    {
-        public static readonly VersionComparer Instance = new();
-
-        public int Compare(string? x, string? y)
-        {
-            var xn = long.TryParse(x, NumberStyles.None, CultureInfo.InvariantCulture, out var a);
-            var yn = long.TryParse(y, NumberStyles.None, CultureInfo.InvariantCulture, out var b);
-            return xn && yn ? a.CompareTo(b) : xn ? -1 : yn ? 1 : string.CompareOrdinal(x, y);
-        }
     }
 }

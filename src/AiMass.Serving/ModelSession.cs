@@ -128,6 +128,10 @@ public sealed class ModelSession : IDisposable
     /// <summary>Runs the model; returns the requested outputs (all when <paramref name="outputs"/> is null or empty) in the order asked.</summary>
     public IReadOnlyList<InferTensor> Run(IReadOnlyList<InferTensor> inputs, IReadOnlyList<string>? outputs = null)
     {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            throw new InferenceException(503, $"model {Name} version {Version} was unloaded") { RetryAfter = TimeSpan.FromSeconds(1) };
+        }
         Validate(inputs);
         var names = outputs is { Count: > 0 } ? outputs : Outputs.Select(o => o.Name).ToList();
         ValidateOutputs(names);
@@ -160,8 +164,19 @@ public sealed class ModelSession : IDisposable
         }
     }
 
+    /// <summary>Whether the session was unloaded (its native memory released).</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    private int _disposed;
+
     /// <inheritdoc />
-    public void Dispose() => _session.Dispose();
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _session.Dispose();
+        }
+    }
 
     private static OrtValue ToOrtValue(InferTensor tensor) => tensor.Data switch
     {

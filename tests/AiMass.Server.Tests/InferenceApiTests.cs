@@ -25,8 +25,13 @@ public sealed class InferenceApiTests : IAsyncLifetime
         await _repository.LoadAsync("words", "1", OnnxModels.Identity(8, width: 2));
         // A model known by source but not loaded yet; its source serves version 7, then 8 (an alias that moved).
         var fetched = 0;
-        _repository.Register(new ModelSource("moving", _ => Task.FromResult(new ModelArtifact((7 + fetched++).ToString(CultureInfo.InvariantCulture), OnnxModels.Linear(4, 2, seed: 7), ["production"])), new ModelConfig()));
-        _repository.Register(new ModelSource("broken", _ => Task.FromResult(new ModelArtifact("1", [1, 2, 3], [])), new ModelConfig()));
+        _repository.Register(new ModelSource("moving",
+            _ => Task.FromResult<IReadOnlyList<AvailableVersion>>(fetched++ == 0
+                ? [new AvailableVersion("7", ["production"])]
+                : [new AvailableVersion("7", []), new AvailableVersion("8", ["production"])]),
+            (_, _) => Task.FromResult(OnnxModels.Linear(4, 2, seed: 7)), new VersionPolicy.Labelled("production"), new ModelConfig()));
+        _repository.Register(new ModelSource("broken", _ => Task.FromResult<IReadOnlyList<AvailableVersion>>([new AvailableVersion("1", [])]),
+            (_, _) => Task.FromResult(new byte[] { 1, 2, 3 }), new VersionPolicy.Latest(1), new ModelConfig()));
         await _repository.LoadAsync("ids", "1", OnnxModels.Identity(7, width: 3));
         _app = InferenceApi.BuildHost(_repository, "127.0.0.1", 0, grpcPort: 0);
         await _app.StartAsync();

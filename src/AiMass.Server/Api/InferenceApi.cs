@@ -42,7 +42,7 @@ public static class InferenceApi
             try
             {
                 var loaded = await repository.LoadAsync(model, ct);
-                return Results.Json(new { name = loaded.Name, version = loaded.Version });
+                return Results.Json(new { name = model, version = loaded[^1].Version, versions = loaded.Select(m => m.Version) });
             }
             catch (InferenceException e)
             {
