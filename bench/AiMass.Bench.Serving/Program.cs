@@ -1,19 +1,117 @@
-// Serving benchmark (issue 4, first part): an MLP served over Open Inference Protocol v2 REST by the model host, with
-// and without dynamic batching, against ONNX Runtime called in a loop in-process on the same model at batch 1.
-//   dotnet AiMass.Bench.Serving.dll [SECONDS=10] [CLIENTS=64]
+// Serving benchmark (issue 4). Three parts, all in one run:
+//  1. Throughput: MLPs served over Open Inference Protocol v2 REST by the model host, with and without dynamic
+//     batching, JSON and binary tensors, 64 concurrent clients sending batch-1 requests, against ONNX Runtime called in
+//     a loop in-process on the same model at batch 1; plus the server-side added latency (queue and execution excluded)
+//     read from the host's Server-Timing header.
+//  2. Router: round trip through the control plane's router to a deployment's replica (an 'aimass serve' process)
+//     against the same replica called directly.
+//  3. A 100 MB model: load to ready, and resident memory before, loaded and after unload.
+//   dotnet AiMass.Bench.Serving.dll [SECONDS=10] [CLIENTS=64] [--aimass PATH/aimass.dll] [--only throughput|router|memory]
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Headers;
+using System.Runtime.InteropServices;
 using System.Text;
+using AiMass.Deployments;
+using AiMass.Registry;
 using AiMass.Server;
 using AiMass.Server.Api;
 using AiMass.Serving;
 using AiMass.Tensors;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 
-var seconds = args.Length > 0 ? double.Parse(args[0], CultureInfo.InvariantCulture) : 10;
-var clients = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 64;
+var positional = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (i == 0 || !args[i - 1].StartsWith("--", StringComparison.Ordinal))).ToList();
+var seconds = positional.Count > 0 ? double.Parse(positional[0], CultureInfo.InvariantCulture) : 10;
+var clients = positional.Count > 1 ? int.Parse(positional[1], CultureInfo.InvariantCulture) : 64;
+string? Flag(string name) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+var only = Flag("--only");
+var aimass = Flag("--aimass") ?? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../src/AiMass.Cli/bin/Release/net10.0/aimass.dll"));
 var random = new Random(1);
-foreach (var (label, hidden) in new[] { ("MLP 784-2048-2048-10 (compute dominates)", new[] { 2048, 2048 }), ("MLP 784-128-10 (protocol dominates)", new[] { 128 }) })
+
+if (only is null or "throughput")
+{
+    foreach (var (label, hidden) in new[] { ("MLP 784-2048-2048-10 (compute dominates)", new[] { 2048, 2048 }), ("MLP 784-128-10 (protocol dominates)", new[] { 128 }) })
+    {
+        var onnx = Mlp(hidden, random);
+        var input = Enumerable.Range(0, 784).Select(_ => (float)random.NextDouble()).ToArray();
+        var baseline = Baseline(onnx, input, seconds);
+        var json = new Body(Encoding.UTF8.GetBytes($$"""{"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": [{{string.Join(",", input.Select(v => v.ToString("R", CultureInfo.InvariantCulture)))}}]}]}"""), null);
+        var header = Encoding.UTF8.GetBytes("""{"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "parameters": {"binary_data_size": 3136}}], "parameters": {"binary_data_output": true}}""");
+        var binary = new Body([.. header, .. MemoryMarshal.AsBytes(input.AsSpan()).ToArray()], header.Length);
+        var cores = Environment.ProcessorCount;
+        var batching = new BatchingOptions { MaxBatchSize = 64, MaxQueueDelay = TimeSpan.FromMicroseconds(2000), Instances = cores };
+        var none = new BatchingOptions { MaxBatchSize = 1, Instances = cores };
+        if (label.StartsWith("MLP 784-2048", StringComparison.Ordinal))
+        {
+            // The first host in a process runs its code before the JIT has optimised it: warm the whole path up, untimed.
+            await Served(onnx, json, batching, 1, 2, clients);
+        }
+        var rows = new List<(string Name, Result R)>
+        {
+            ($"V2 REST JSON, dynamic batching (max 64, 2 ms, {cores} instances x 1 thread)", await Served(onnx, json, batching, 1, seconds, clients)),
+            ($"V2 REST binary tensors, dynamic batching (max 64, 2 ms, {cores} instances x 1 thread)", await Served(onnx, binary, batching, 1, seconds, clients)),
+            ($"V2 REST JSON, no batching ({cores} instances x 1 thread)", await Served(onnx, json, none, 1, seconds, clients)),
+            ($"V2 REST binary tensors, no batching ({cores} instances x 1 thread)", await Served(onnx, binary, none, 1, seconds, clients)),
+        };
+        Console.WriteLine($"## {label}, batch-1 requests, {clients} concurrent clients, {seconds:0} s each");
+        Console.WriteLine();
+        Console.WriteLine("| | requests/s | ratio to baseline | server-added p50 (queue, execution excluded) | mean batch |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ONNX Runtime in-process, batch 1, {cores} sessions x 1 thread (baseline) | {baseline:F0} | 1.00 | - | 1 |"));
+        foreach (var (name, r) in rows)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {r.Rate:F0} | {r.Rate / baseline:F2} | {r.AddedP50Us:F0} µs | {r.MeanBatch:F1} |"));
+        }
+        Console.WriteLine();
+    }
+}
+
+if (only is null or "codec")
+{
+    // What one request costs the codec alone: parsing a batch-1 request of 784 floats, writing a 10-float answer.
+    var input = Enumerable.Range(0, 784).Select(_ => (float)random.NextDouble()).ToArray();
+    var json = Encoding.UTF8.GetBytes($$"""{"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": [{{string.Join(",", input.Select(v => v.ToString("R", CultureInfo.InvariantCulture)))}}]}]}""");
+    var header = Encoding.UTF8.GetBytes("""{"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "parameters": {"binary_data_size": 3136}}]}""");
+    byte[] binary = [.. header, .. MemoryMarshal.AsBytes(input.AsSpan()).ToArray()];
+    var answer = new InferenceResponse("m", "1", null, [(new InferTensor("output", InferDataType.Fp32, [1, 10], new float[10]), false)]);
+    static double PerCall(Action action)
+    {
+        for (var i = 0; i < 2000; i++)
+        {
+            action();
+        }
+        var watch = Stopwatch.StartNew();
+        for (var i = 0; i < 20000; i++)
+        {
+            action();
+        }
+        return watch.Elapsed.TotalMicroseconds / 20000;
+    }
+    Console.WriteLine("## Codec, per call (784-float batch-1 request, 10-float answer)");
+    Console.WriteLine();
+    Console.WriteLine("| step | µs |");
+    Console.WriteLine("|---|---:|");
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| parse JSON request | {PerCall(() => OipCodec.ReadRequest(json)):F1} |"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| parse binary request | {PerCall(() => OipCodec.ReadRequest(binary, header.Length)):F1} |"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| write JSON answer | {PerCall(() => OipCodec.WriteResponse(answer)):F1} |"));
+    Console.WriteLine();
+}
+
+if (only is null or "router")
+{
+    await RouterAsync(aimass, random);
+}
+
+if (only is null or "memory")
+{
+    await MemoryAsync(random);
+}
+return 0;
+
+static byte[] Mlp(int[] hidden, Random random)
 {
     var layers = new List<Module>();
     var width = 784;
@@ -24,25 +122,8 @@ foreach (var (label, hidden) in new[] { ("MLP 784-2048-2048-10 (compute dominate
         width = h;
     }
     layers.Add(new Linear(width, 10, random));
-    var onnx = OnnxExport.Export(new Sequential([.. layers]), [784]);
-    var input = Enumerable.Range(0, 784).Select(i => (float)random.NextDouble()).ToArray();
-
-    // Baseline: ONNX Runtime in-process, batch 1, one thread per session as the host uses, as many sessions as cores.
-    var baseline = Baseline(onnx, input, seconds);
-
-    var body = Encoding.UTF8.GetBytes($$"""{"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": [{{string.Join(",", input.Select(v => v.ToString("R", CultureInfo.InvariantCulture)))}}]}]}""");
-    var batched = await Served(onnx, body, new BatchingOptions { MaxBatchSize = 64, MaxQueueDelay = TimeSpan.FromMicroseconds(500) }, seconds, clients);
-    var unbatched = await Served(onnx, body, new BatchingOptions { MaxBatchSize = 1 }, seconds, clients);
-    Console.WriteLine($"## {label}, batch-1 requests, {clients} concurrent clients, {seconds:0} s each");
-    Console.WriteLine();
-    Console.WriteLine("| | requests/s | ratio to baseline | idle round trip p50 | mean batch |");
-    Console.WriteLine("|---|---:|---:|---:|---:|");
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ONNX Runtime in-process, batch 1 (baseline) | {baseline:F0} | 1.00 | - | 1 |"));
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| V2 REST, dynamic batching (max 64, 500 µs) | {batched.Rate:F0} | {batched.Rate / baseline:F2} | {batched.P50:F2} ms | {batched.MeanBatch:F1} |"));
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| V2 REST, no batching | {unbatched.Rate:F0} | {unbatched.Rate / baseline:F2} | {unbatched.P50:F2} ms | {unbatched.MeanBatch:F1} |"));
-    Console.WriteLine();
+    return OnnxExport.Export(new Sequential([.. layers]), [784]);
 }
-return 0;
 
 static double Baseline(byte[] onnx, float[] input, double seconds)
 {
@@ -51,7 +132,7 @@ static double Baseline(byte[] onnx, float[] input, double seconds)
     var stop = Stopwatch.StartNew();
     Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
     {
-        using var session = ModelSession.Load(onnx, "baseline", "1");
+        using var session = ModelSession.Load(onnx, "baseline", "1", new ModelSessionOptions { IntraOpThreads = 1 });
         InferTensor[] request = [new InferTensor("input", InferDataType.Fp32, [1, 784], input)];
         while (stop.Elapsed.TotalSeconds < seconds)
         {
@@ -62,14 +143,31 @@ static double Baseline(byte[] onnx, float[] input, double seconds)
     return counts.Sum() / stop.Elapsed.TotalSeconds;
 }
 
-static async Task<(double Rate, double P50, double MeanBatch)> Served(byte[] onnx, byte[] body, BatchingOptions batching, double seconds, int clients)
+static HttpRequestMessage Post(string path, Body body)
+{
+    var content = new ByteArrayContent(body.Bytes);
+    content.Headers.ContentType = new MediaTypeHeaderValue(body.HeaderLength is null ? "application/json" : "application/octet-stream");
+    var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = content };
+    if (body.HeaderLength is { } h)
+    {
+        request.Headers.Add("Inference-Header-Content-Length", h.ToString(CultureInfo.InvariantCulture));
+    }
+    return request;
+}
+
+static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batching, int threads, double seconds, int clients)
 {
     await using var repository = new ModelRepository();
-    var model = await repository.LoadAsync("m", "1", onnx, new ModelConfig { Batching = batching, Session = new ModelSessionOptions { IntraOpThreads = Environment.ProcessorCount } });
+    var model = await repository.LoadAsync("m", "1", onnx, new ModelConfig { Batching = batching, Session = new ModelSessionOptions { IntraOpThreads = threads } });
     await using var app = InferenceApi.BuildHost(repository, "127.0.0.1", 0);
     await app.StartAsync();
     using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = clients }) { BaseAddress = app.GetListeningAddress() };
-    var serverTimes = new List<double>();
+    // Warm-up through the whole path.
+    for (var i = 0; i < 50; i++)
+    {
+        using var warm = await http.SendAsync(Post("v2/models/m/infer", body));
+        warm.EnsureSuccessStatusCode();
+    }
     long done = 0;
     var stop = Stopwatch.StartNew();
     var startBatches = model.Batcher.Batches;
@@ -78,9 +176,7 @@ static async Task<(double Rate, double P50, double MeanBatch)> Served(byte[] onn
     {
         while (stop.Elapsed.TotalSeconds < seconds)
         {
-            using var content = new ByteArrayContent(body);
-            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-            using var response = await http.PostAsync("v2/models/m/infer", content);
+            using var response = await http.SendAsync(Post("v2/models/m/infer", body));
             response.EnsureSuccessStatusCode();
             await response.Content.ReadAsByteArrayAsync();
             Interlocked.Increment(ref done);
@@ -88,17 +184,161 @@ static async Task<(double Rate, double P50, double MeanBatch)> Served(byte[] onn
     }));
     var rate = done / stop.Elapsed.TotalSeconds;
     var meanBatch = (model.Batcher.Inferences - startInferences) / (double)Math.Max(1, model.Batcher.Batches - startBatches);
-    // Round trip of single requests on an idle host (client to server and back, queue included), not server-side time.
-    for (var i = 0; i < 200; i++)
+    // Server-side added time of single requests on an idle host: total − queue − compute from Server-Timing.
+    var added = new List<double>();
+    for (var i = 0; i < 500; i++)
     {
-        using var content = new ByteArrayContent(body);
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        var watch = Stopwatch.StartNew();
-        using var response = await http.PostAsync("v2/models/m/infer", content);
+        using var response = await http.SendAsync(Post("v2/models/m/infer", body));
         await response.Content.ReadAsByteArrayAsync();
-        serverTimes.Add(watch.Elapsed.TotalMilliseconds);
+        var timing = ParseTiming(response.Headers.GetValues("Server-Timing").Single());
+        added.Add((timing["total"] - timing["queue"] - timing["compute"]) * 1000);
     }
-    serverTimes.Sort();
     await app.StopAsync();
-    return (rate, serverTimes[serverTimes.Count / 2], meanBatch);
+    return new Result(rate, Median(added), meanBatch);
 }
+
+static Dictionary<string, double> ParseTiming(string header) =>
+    header.Split(',').Select(p => p.Trim().Split(";dur=")).ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture));
+
+static double Median(List<double> values)
+{
+    values.Sort();
+    return values[values.Count / 2];
+}
+
+static async Task RouterAsync(string aimass, Random random)
+{
+    if (!File.Exists(aimass))
+    {
+        Console.WriteLine($"## Router: skipped, {aimass} does not exist (build src/AiMass.Cli in Release or pass --aimass)");
+        return;
+    }
+    var data = Directory.CreateTempSubdirectory("aimass-bench-");
+    var app = AiMassServer.Build(new Dictionary<string, string?>
+    {
+        ["Storage:DataDirectory"] = data.FullName,
+        ["Server:Port"] = "0",
+        ["Logging:LogLevel:Default"] = "Warning",
+        ["Deployments:ReplicaCommand:0"] = "dotnet",
+        ["Deployments:ReplicaCommand:1"] = aimass,
+    });
+    await app.StartAsync();
+    var address = app.GetListeningAddress();
+    using var client = new AiMass.Client.AiMassClient(address, "bench");
+    try
+    {
+        var onnx = Mlp([128], random);
+        await client.RegisterVersionAsync("bench", new MemoryStream(onnx), new RegisterVersionRequest());
+        await client.CreateDeploymentAsync(new DeploymentSpec { Name = "bench", Model = "bench@1", Cpu = "500m", Memory = "256Mi", MaxBatchSize = 1 });
+        DeploymentInfo d;
+        var deadline = Stopwatch.StartNew();
+        while ((d = await client.GetDeploymentAsync("bench")).State != "ready")
+        {
+            if (deadline.Elapsed > TimeSpan.FromMinutes(2))
+            {
+                throw new TimeoutException("the deployment did not become ready in 2 minutes");
+            }
+            await Task.Delay(100);
+        }
+        var replica = d.Tracks[0].Replicas[0].Address!;
+        var input = Enumerable.Range(0, 784).Select(_ => (float)random.NextDouble()).ToArray();
+        var header = Encoding.UTF8.GetBytes("""{"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "parameters": {"binary_data_size": 3136}}], "parameters": {"binary_data_output": true}}""");
+        var body = new Body([.. header, .. MemoryMarshal.AsBytes(input.AsSpan()).ToArray()], header.Length);
+        using var http = new HttpClient();
+        async Task<double> Time(string url)
+        {
+            var watch = Stopwatch.StartNew();
+            using var response = await http.SendAsync(Post(url, body));
+            await response.Content.ReadAsByteArrayAsync();
+            response.EnsureSuccessStatusCode();
+            return watch.Elapsed.TotalMicroseconds;
+        }
+        // A bare HTTP/1.1 hop on this machine: Kestrel answering 200 to the same POST without doing anything.
+        var bare = WebApplication.CreateSlimBuilder();
+        bare.Logging.ClearProviders();
+        bare.WebHost.UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0));
+        await using var nullHost = bare.Build();
+        nullHost.MapPost("/null", async (HttpContext c) =>
+        {
+            await c.Request.Body.CopyToAsync(Stream.Null);
+            return Results.Bytes(new byte[64], "application/octet-stream");
+        });
+        await nullHost.StartAsync();
+        // Alternate request by request so that the machine's noise hits the three alike; the first 200 warm up.
+        var direct = new List<double>();
+        var routed = new List<double>();
+        var hop = new List<double>();
+        var nullUrl = $"{nullHost.GetListeningAddress()}null";
+        for (var i = 0; i < 6200; i++)
+        {
+            var (d1, r1, h1) = (await Time($"{replica}/v2/models/bench/infer"), await Time($"{address}v2/models/bench/infer"), await Time(nullUrl));
+            if (i >= 200)
+            {
+                direct.Add(d1);
+                routed.Add(r1);
+                hop.Add(h1);
+            }
+        }
+        await nullHost.StopAsync();
+        var (pd, pr) = (Median(direct), Median(routed));
+        Console.WriteLine("## Router: one client, sequential batch-1 binary requests (MLP 784-128-10), 6,000 each alternating, medians");
+        Console.WriteLine();
+        Console.WriteLine("| path | round trip p50 |");
+        Console.WriteLine("|---|---:|");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| client → replica | {pd:F0} µs |"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| client → control plane router → replica | {pr:F0} µs |"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| router overhead (difference of medians) | {pr - pd:F0} µs |"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| for scale: a bare HTTP/1.1 hop on this machine (Kestrel answering 200, same body) | {Median(hop):F0} µs |"));
+        var metrics = (await http.GetStringAsync($"{address}metrics")).Split('\n');
+        double Metric(string name) => double.Parse(metrics.First(l => l.StartsWith(name, StringComparison.Ordinal)).Split(' ')[^1], CultureInfo.InvariantCulture);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| of which before forwarding (reading the body, choosing a replica), mean | {Metric("aimass_deployment_routing_duration_us_sum") / Metric("aimass_deployment_routing_duration_us_count"):F0} µs |"));
+        Console.WriteLine();
+    }
+    finally
+    {
+        await client.DeleteDeploymentAsync("bench");
+        var deadline = Stopwatch.StartNew();
+        while ((await client.ListDeploymentsAsync()).Items.Count > 0 && deadline.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            await Task.Delay(100);
+        }
+        await app.StopAsync();
+        await app.DisposeAsync();
+        data.Delete(recursive: true);
+    }
+}
+
+static async Task MemoryAsync(Random random)
+{
+    // About 100 MB of weights: 784 -> 5120 -> 4096 -> 10 (25.1 M floats).
+    var onnx = Mlp([5120, 4096], random);
+    await using var repository = new ModelRepository();
+    // ONNX Runtime's process-wide environment (thread pools, allocators) comes with the first session: create it first.
+    await repository.LoadAsync("tiny", "1", Mlp([16], random));
+    var before = Rss();
+    var watch = Stopwatch.StartNew();
+    await repository.LoadAsync("big", "1", onnx);
+    var load = watch.Elapsed;
+    var loaded = Rss();
+    await repository.UnloadAsync("big");
+    var after = Rss();
+    var returned = (loaded - after) / (double)(loaded - before);
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"## A {onnx.Length / 1e6:F0} MB model (MLP 784-5120-4096-10)"));
+    Console.WriteLine();
+    Console.WriteLine("| load to ready (session + warm-up) | RSS before | loaded | after unload | memory returned |");
+    Console.WriteLine("|---:|---:|---:|---:|---:|");
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {load.TotalSeconds:F2} s | {before / 1048576.0:F0} MiB | {loaded / 1048576.0:F0} MiB | {after / 1048576.0:F0} MiB | {returned:P0} |"));
+    Console.WriteLine();
+}
+
+static long Rss()
+{
+    GC.Collect();
+    GC.WaitForPendingFinalizers();
+    return long.Parse(File.ReadAllText("/proc/self/statm").Split(' ')[1], CultureInfo.InvariantCulture) * Environment.SystemPageSize;
+}
+
+internal sealed record Body(byte[] Bytes, int? HeaderLength);
+
+internal sealed record Result(double Rate, double AddedP50Us, double MeanBatch);

@@ -282,15 +282,13 @@ public sealed class DynamicBatcher : IAsyncDisposable
             if (batch.Count == 1)
             {
                 outputs = _session.Run(batch[0].Request.Inputs, names);
-                Interlocked.Increment(ref _batches);
-                ServingMetrics.Executed(_session.Name, _session.Version, total, _time.GetElapsedTime(started), queued);
+                Executed(batch, total, started, queued);
                 Deliver(batch[0], outputs);
                 return;
             }
             var inputs = batch[0].Request.Inputs.Select(i => Concat(i.Name, batch)).ToList();
             outputs = _session.Run(inputs, names);
-            Interlocked.Increment(ref _batches);
-            ServingMetrics.Executed(_session.Name, _session.Version, total, _time.GetElapsedTime(started), queued);
+            Executed(batch, total, started, queued);
             var offset = 0;
             foreach (var p in batch)
             {
@@ -306,6 +304,21 @@ public sealed class DynamicBatcher : IAsyncDisposable
             foreach (var p in batch)
             {
                 p.Completion.TrySetException(error);
+            }
+        }
+    }
+
+    private void Executed(List<Pending> batch, int rows, long started, List<TimeSpan> queued)
+    {
+        var compute = _time.GetElapsedTime(started);
+        Interlocked.Increment(ref _batches);
+        ServingMetrics.Executed(_session.Name, _session.Version, rows, compute, queued);
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (batch[i].Request.Timing is { } timing)
+            {
+                timing.Queue = queued[i];
+                timing.Compute = compute;
             }
         }
     }

@@ -90,6 +90,28 @@ public sealed class LoadedModel : IAsyncDisposable
     }
 }
 
+/// <summary>Gives memory freed by ONNX Runtime back to the operating system (glibc keeps freed heap pages otherwise).</summary>
+internal static partial class NativeMemory
+{
+    public static void Release()
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            try
+            {
+                _ = MallocTrim(0);
+            }
+            catch (EntryPointNotFoundException)
+            {
+                // Not glibc (musl): nothing to trim.
+            }
+        }
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "malloc_trim")]
+    private static partial int MallocTrim(nuint pad);
+}
+
 /// <summary>
 /// The models a host serves, by name and version: load (with warm-up before the version is visible), unload (which
 /// drains nothing: queued requests get 503 and the session's memory is released), and lookup of a version or the
@@ -302,6 +324,10 @@ public sealed class ModelRepository : IAsyncDisposable
         foreach (var m in removed)
         {
             await m.DisposeAsync().ConfigureAwait(false);
+        }
+        if (removed.Count > 0)
+        {
+            NativeMemory.Release();
         }
         return removed.Count;
     }

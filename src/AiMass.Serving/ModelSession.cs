@@ -16,6 +16,9 @@ public sealed record ModelSessionOptions
     /// <summary>Threads inside one operator (0: ONNX Runtime's default).</summary>
     public int IntraOpThreads { get; init; } = 1;
 
+    /// <summary>Let idle ONNX Runtime threads spin between runs (lower latency when the model has the cores to itself).</summary>
+    public bool SpinWait { get; init; }
+
     /// <summary>Threads across independent operators.</summary>
     public int InterOpThreads { get; init; } = 1;
 }
@@ -69,6 +72,13 @@ public sealed class ModelSession : IDisposable
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
         };
+        if (!options.SpinWait)
+        {
+            // Idle ONNX Runtime threads otherwise spin for a while after each run, taking the cores the server needs to
+            // read, parse and answer requests (and other models' runs) on a machine it shares.
+            sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+            sessionOptions.AddSessionConfigEntry("session.inter_op.allow_spinning", "0");
+        }
         try
         {
             return new ModelSession(new InferenceSession(model, sessionOptions), name, version);

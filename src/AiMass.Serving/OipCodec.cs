@@ -32,6 +32,19 @@ public sealed record InferenceRequest
 
     /// <summary>Time the request may wait in the queue (parameter <c>timeout</c>, microseconds, as Triton's).</summary>
     public TimeSpan? Timeout { get; init; }
+
+    /// <summary>Where the batcher records how long this request queued and how long its batch ran (null: not recorded).</summary>
+    public InferenceTiming? Timing { get; init; }
+}
+
+/// <summary>How long a request waited in the queue and how long the execution that answered it took.</summary>
+public sealed class InferenceTiming
+{
+    /// <summary>Time in the batcher's queue.</summary>
+    public TimeSpan Queue { get; internal set; }
+
+    /// <summary>Time of the model execution (the whole batch's).</summary>
+    public TimeSpan Compute { get; internal set; }
 }
 
 /// <summary>An inference response.</summary>

@@ -60,6 +60,13 @@ public static class ServingMetrics
 
     internal static void Untrack(DynamicBatcher batcher) => Batchers.TryRemove(batcher, out _);
 
+    private static readonly Histogram<double> OverheadMicros = Meter.CreateHistogram<double>("nv_inference_overhead_duration_us", unit: "us",
+        description: "Time the server adds to a request besides queue and execution (reading, parsing, encoding), per request.",
+        advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [10, 25, 50, 100, 250, 500, 1000, 5000] });
+
+    /// <summary>Records the time a request spent outside the queue and the model.</summary>
+    public static void Overhead(TimeSpan overhead) => OverheadMicros.Record(Math.Max(0, overhead.TotalMicroseconds));
+
     internal static void Executed(string model, string version, int rows, TimeSpan compute, IEnumerable<TimeSpan> queued)
     {
         var tags = Tags(model, version);

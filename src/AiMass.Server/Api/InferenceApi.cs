@@ -108,6 +108,7 @@ public static class InferenceApi
 
     private static async Task<IResult> PredictCoreAsync(LoadedModel? loaded, ModelRepository repository, string model, HttpContext context, string? label)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         if (loaded is null)
         {
             return label is null ? NotFound(repository, model, null) : Error(404, $"model {model} has no version labelled '{label}' loaded here");
@@ -120,8 +121,11 @@ public static class InferenceApi
         try
         {
             var request = TfServingCodec.ReadPredict(body.Value, loaded.Session.Inputs);
-            var outputs = await loaded.Batcher.InferAsync(new InferenceRequest { Inputs = request.Inputs }, context.RequestAborted);
-            return Results.Bytes(TfServingCodec.WritePredict(request, outputs), "application/json");
+            var timing = new InferenceTiming();
+            var outputs = await loaded.Batcher.InferAsync(new InferenceRequest { Inputs = request.Inputs, Timing = timing }, context.RequestAborted);
+            var answer = TfServingCodec.WritePredict(request, outputs);
+            SetServerTiming(context, timing, started);
+            return Results.Bytes(answer, "application/json");
         }
         catch (InferenceException e)
         {
@@ -174,6 +178,7 @@ public static class InferenceApi
 
     private static async Task<IResult> InferCoreAsync(ModelRepository repository, string model, string? version, HttpContext context)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         if (repository.Find(model, version) is not { } loaded)
         {
             return NotFound(repository, model, version);
@@ -198,12 +203,13 @@ public static class InferenceApi
         }
         try
         {
-            var request = OipCodec.ReadRequest(body.Value, headerLength);
+            var request = OipCodec.ReadRequest(body.Value, headerLength) with { Timing = new InferenceTiming() };
             var outputs = await loaded.Batcher.InferAsync(request, context.RequestAborted);
             var binaryByName = request.Outputs.ToDictionary(o => o.Name, o => o.Binary, StringComparer.Ordinal);
             var response = new InferenceResponse(loaded.Name, loaded.Version, request.Id,
                 outputs.Select(o => (o, binaryByName.TryGetValue(o.Name, out var b) ? b : request.BinaryOutputs)).ToList());
             var (bytes, length) = OipCodec.WriteResponse(response);
+            SetServerTiming(context, request.Timing, started);
             if (length is { } l)
             {
                 context.Response.Headers[OipCodec.HeaderLengthHeader] = l.ToString(CultureInfo.InvariantCulture);
@@ -215,6 +221,19 @@ public static class InferenceApi
         {
             return Error(e.Status, e.Message, e.RetryAfter);
         }
+    }
+
+    /// <summary>
+    /// <c>Server-Timing: queue;dur=MS, compute;dur=MS, total;dur=MS</c>: time in the batcher's queue, time of the
+    /// execution, and the endpoint's whole time up to the response (reading, parsing, queue, compute, encoding), so a
+    /// client sees what the server adds: total − queue − compute.
+    /// </summary>
+    private static void SetServerTiming(HttpContext context, InferenceTiming? timing, long started)
+    {
+        var total = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+        context.Response.Headers["Server-Timing"] = string.Create(CultureInfo.InvariantCulture,
+            $"queue;dur={timing?.Queue.TotalMilliseconds ?? 0:0.###}, compute;dur={timing?.Compute.TotalMilliseconds ?? 0:0.###}, total;dur={total.TotalMilliseconds:0.###}");
+        ServingMetrics.Overhead(total - (timing?.Queue ?? TimeSpan.Zero) - (timing?.Compute ?? TimeSpan.Zero));
     }
 
     /// <summary>The whole body, or null when it exceeds <see cref="MaxRequestBytes"/>.</summary>

@@ -26,7 +26,8 @@ internal sealed partial class DeploymentRouter : IDisposable
     private readonly HttpMessageInvoker _client;
     private readonly HttpClient _shadowClient;
     private readonly Random _random;
-    private readonly ForwarderRequestConfig _config = new() { ActivityTimeout = TimeSpan.FromMinutes(5) };
+    // HTTP/1.1 to replicas: they listen in cleartext, where HTTP/2 would need prior knowledge.
+    private readonly ForwarderRequestConfig _config = new() { ActivityTimeout = TimeSpan.FromMinutes(5), Version = System.Net.HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
     private int _shadowInFlight;
 
     public DeploymentRouter(DeploymentController controller, IHttpForwarder forwarder, TimeProvider time, ILogger<DeploymentRouter> logger)
@@ -151,7 +152,7 @@ internal sealed partial class DeploymentRouter : IDisposable
             ForwarderError error;
             using (replica.Begin(route.Load))
             {
-                error = await _forwarder.SendAsync(context, replica.Address!, _client, _config, HttpTransformer.Default);
+                error = await _forwarder.SendAsync(context, replica.Address!, _client, _config, HttpTransformer.Empty);
             }
             if (error == ForwarderError.None)
             {
@@ -227,22 +228,46 @@ internal sealed partial class DeploymentRouter : IDisposable
     private static async Task<byte[]?> ReadBodyAsync(HttpContext context, CancellationToken ct)
     {
         var limit = Api.InferenceApi.MaxRequestBytes;
-        if (context.Request.ContentLength > limit)
+        if (context.Request.ContentLength is { } declared)
         {
-            await ErrorAsync(context, 413, $"the request body of {context.Request.ContentLength} bytes is over the limit of {limit} bytes");
-            return null;
-        }
-        using var buffer = new MemoryStream(context.Request.ContentLength is { } n ? (int)n : 0);
-        var chunk = new byte[81920];
-        int read;
-        while ((read = await context.Request.Body.ReadAsync(chunk, ct)) > 0)
-        {
-            if (buffer.Length + read > limit)
+            if (declared > limit)
             {
-                await ErrorAsync(context, 413, $"the request body is over the limit of {limit} bytes");
+                await ErrorAsync(context, 413, $"the request body of {declared} bytes is over the limit of {limit} bytes");
                 return null;
             }
-            buffer.Write(chunk, 0, read);
+            // The common case: the length is known, read straight into an array of that size.
+            var exact = new byte[declared];
+            var at = 0;
+            int n;
+            while (at < exact.Length && (n = await context.Request.Body.ReadAsync(exact.AsMemory(at), ct)) > 0)
+            {
+                at += n;
+            }
+            if (at != exact.Length)
+            {
+                await ErrorAsync(context, 400, $"the request body ended after {at} of its {declared} bytes");
+                return null;
+            }
+            return exact;
+        }
+        using var buffer = new MemoryStream();
+        var chunk = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 16);
+        try
+        {
+            int read;
+            while ((read = await context.Request.Body.ReadAsync(chunk, ct)) > 0)
+            {
+                if (buffer.Length + read > limit)
+                {
+                    await ErrorAsync(context, 413, $"the request body is over the limit of {limit} bytes");
+                    return null;
+                }
+                buffer.Write(chunk, 0, read);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(chunk);
         }
         return buffer.ToArray();
     }
