@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Text;
 using System.Text.Json;
 
 namespace AiMass.Serving;
@@ -196,7 +197,49 @@ public static class TfServingCodec
         flat.Add(value);
     }
 
-    private static Array Values(TensorMetadata input, List<JsonElement> flat) => OipCodec.FromJson(input.Name, input.DataType, flat);
+    private static Array Values(TensorMetadata input, List<JsonElement> flat) =>
+        input.DataType == InferDataType.Bytes && flat.Exists(v => v.ValueKind == JsonValueKind.Object)
+            ? Base64Strings(input.Name, flat)
+            : OipCodec.FromJson(input.Name, input.DataType, flat);
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>BYTES values given as TensorFlow Serving's <c>{"b64": "..."}</c> objects (or plain strings).</summary>
+    private static string[] Base64Strings(string name, List<JsonElement> flat)
+    {
+        var strings = new string[flat.Count];
+        for (var i = 0; i < flat.Count; i++)
+        {
+            var v = flat[i];
+            if (v.ValueKind == JsonValueKind.String)
+            {
+                strings[i] = v.GetString()!;
+                continue;
+            }
+            if (v.ValueKind != JsonValueKind.Object || !v.TryGetProperty("b64", out var b64) || b64.ValueKind != JsonValueKind.String)
+            {
+                throw new InferenceException($"input '{name}': value {i} must be a string or {{\"b64\": \"BASE64\"}}");
+            }
+            byte[] bytes;
+            try
+            {
+                bytes = Convert.FromBase64String(b64.GetString()!);
+            }
+            catch (FormatException)
+            {
+                throw new InferenceException($"input '{name}': value {i} is not valid base64");
+            }
+            try
+            {
+                strings[i] = StrictUtf8.GetString(bytes);
+            }
+            catch (DecoderFallbackException)
+            {
+                throw new InferenceException($"input '{name}': value {i} decodes to bytes that are not UTF-8 text; string tensors reach ONNX Runtime as text");
+            }
+        }
+        return strings;
+    }
 
     private static void WriteRow(Utf8JsonWriter writer, InferTensor tensor, int row, int rows)
     {
@@ -213,6 +256,14 @@ public static class TfServingCodec
     {
         if (depth == tensor.Shape.Length)
         {
+            // TensorFlow Serving's convention: string outputs named *_bytes come back base64-encoded as {"b64": ...}.
+            if (tensor.Data is string[] strings && tensor.Name.EndsWith("_bytes", StringComparison.Ordinal))
+            {
+                writer.WriteStartObject();
+                writer.WriteString("b64", Convert.ToBase64String(Encoding.UTF8.GetBytes(strings[offset])));
+                writer.WriteEndObject();
+                return;
+            }
             WriteValue(writer, tensor.Data.GetValue(offset));
             return;
         }

@@ -230,6 +230,17 @@ public sealed class InferenceApiTests : IAsyncLifetime
         Assert.Equal("2", metadata.RootElement.GetProperty("model_spec").GetProperty("version").GetString());
     }
 
+    [Fact]
+    public async Task Tensorflow_serving_takes_b64_strings()
+    {
+        // "grid" and "läst" as base64, next to a plain string.
+        var answer = await _http.PostAsync("v1/models/words:predict", Json("""{"inputs": {"A": [[{"b64": "Z3JpZA=="}, {"b64": "bMOkc3Q="}]], "B": [["x", "y"]]}}"""));
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        using var doc = JsonDocument.Parse(await answer.Content.ReadAsStringAsync());
+        var row = doc.RootElement.GetProperty("outputs").GetProperty("A_out")[0];
+        Assert.Equal(["grid", "läst"], row.EnumerateArray().Select(v => v.GetString()));
+    }
+
     [Theory]
     [InlineData("v1/models/linear:predict", """{"instances": [[1, 2, 3, 4], [5, 6, 7]]}""", 400, "instance 1 has shape [3], instance 0 has [4]")]
     [InlineData("v1/models/linear:predict", """{"inputs": [[1, 2], [3]]}""", 400, "ragged")]
@@ -237,6 +248,9 @@ public sealed class InferenceApiTests : IAsyncLifetime
     [InlineData("v1/models/linear:predict", """{"instances": [], "inputs": []}""", 400, "exactly one of")]
     [InlineData("v1/models/words:predict", """{"instances": [["a", "b"]]}""", 400, "the model has 2 inputs")]
     [InlineData("v1/models/linear/labels/canary:predict", """{"instances": [[1, 2, 3, 4]]}""", 404, "no version labelled 'canary'")]
+    [InlineData("v1/models/words:predict", """{"inputs": {"A": [[{"b64": "!!"}, "x"]], "B": [["x", "y"]]}}""", 400, "input 'A': value 0 is not valid base64")]
+    [InlineData("v1/models/words:predict", """{"inputs": {"A": [[{"b64": "/w=="}, "x"]], "B": [["x", "y"]]}}""", 400, "not UTF-8 text")]
+    [InlineData("v1/models/words:predict", """{"inputs": {"A": [[{"raw": "x"}, "x"]], "B": [["x", "y"]]}}""", 400, "must be a string or {\"b64\"")]
     public async Task Bad_tensorflow_serving_requests_are_named(string path, string body, int status, string expected)
     {
         var response = await _http.PostAsync(path, Json(body));
