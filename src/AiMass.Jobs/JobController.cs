@@ -731,8 +731,16 @@ public sealed partial class JobController : IAsyncDisposable
             case StopKind.TaskFailed:
                 _metrics.AttemptEnded(job.Row.Queue, "failed", ran);
                 job.Row.Restarts++;
+                // A task that keeps failing soon after it starts is restarted after a growing pause (as Kubernetes'
+                // CrashLoopBackOff), so a broken command does not spin; an attempt that ran long resets the pause.
+                job.QuickFailures = ran < _options.RestartBackoffReset ? job.QuickFailures + 1 : 0;
+                var backoff = job.QuickFailures == 0 || _options.RestartBackoff <= TimeSpan.Zero
+                    ? TimeSpan.Zero
+                    : TimeSpan.FromTicks(Math.Min(_options.MaxRestartBackoff.Ticks, _options.RestartBackoff.Ticks << Math.Min(job.QuickFailures - 1, 30)));
                 Requeue(step, job, $"restart {job.Row.Restarts} of {job.Spec.MaxRestarts} after {job.Row.Reason}"
-                    + (job.Row.ResumeFrom is { } r ? $"; resumes from {r}" : "; no checkpoint reported, starts over"));
+                    + (job.Row.ResumeFrom is { } r ? $"; resumes from {r}" : "; no checkpoint reported, starts over")
+                    + (backoff > TimeSpan.Zero ? $"; waits {backoff.TotalSeconds:0.#} s first (failure {job.QuickFailures} within {_options.RestartBackoffReset.TotalMinutes:0} min of starting)" : ""),
+                    backoff > TimeSpan.Zero ? step.Now + backoff : null);
                 return;
             case StopKind.Preempted:
                 _metrics.AttemptEnded(job.Row.Queue, "preempted", ran);
@@ -745,10 +753,10 @@ public sealed partial class JobController : IAsyncDisposable
         }
     }
 
-    private void Requeue(Step step, ActiveJob job, string reason)
+    private void Requeue(Step step, ActiveJob job, string reason, DateTimeOffset? notBefore = null)
     {
         // The scheduler records the "requeued" event; a job it no longer holds (lost placement after a restart) is submitted again.
-        if (!_scheduler.Requeue(job.Row.Id, reason))
+        if (!_scheduler.Requeue(job.Row.Id, reason, notBefore))
         {
             if (!TrySubmit(step, job, Request(job.Row.Id, job.Spec, DateTimeOffset.FromUnixTimeMilliseconds(job.Row.SubmittedAtMs))))
             {
@@ -1278,6 +1286,9 @@ public sealed partial class JobController : IAsyncDisposable
 
         /// <summary>Set when the job could not even start: a restart would fail the same way.</summary>
         public bool NoRestart { get; set; }
+
+        /// <summary>Attempts in a row that failed soon after starting (the restart back-off grows with them).</summary>
+        public int QuickFailures { get; set; }
 
         public DateTimeOffset? StartedAt { get; set; }
 

@@ -22,6 +22,15 @@ public sealed class JobOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
     public TimeSpan Tick { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Pause before restarting a job whose attempt failed soon after it started; doubles with each such failure in a row (0: none).</summary>
+    public TimeSpan RestartBackoff { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Longest restart pause.</summary>
+    public TimeSpan MaxRestartBackoff { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>An attempt that ran at least this long resets the restart pause.</summary>
+    public TimeSpan RestartBackoffReset { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>How often the live CPU and memory use of tasks is sampled for <c>aimass nodes</c>.</summary>
     public TimeSpan UsageSampleInterval { get; set; } = TimeSpan.FromSeconds(5);
 

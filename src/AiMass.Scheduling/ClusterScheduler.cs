@@ -268,13 +268,17 @@ public sealed class ClusterScheduler
         return true;
     }
 
-    /// <summary>Returns a running or terminating job to the queue, keeping its submission time and priority.</summary>
-    public bool Requeue(long jobId, string? reason = null)
+    /// <summary>
+    /// Returns a running or terminating job to the queue, keeping its submission time and priority; with
+    /// <paramref name="notBefore"/> it is not placed before that time (a restart back-off).
+    /// </summary>
+    public bool Requeue(long jobId, string? reason = null, DateTimeOffset? notBefore = null)
     {
         if (!_jobs.TryGetValue(jobId, out var job))
         {
             return false;
         }
+        job.NotBefore = notBefore;
         if (job.Phase == JobPhase.Pending)
         {
             return true;
@@ -554,7 +558,17 @@ public sealed class ClusterScheduler
         public SchedulingPass Run()
         {
             ExpireClaims();
-            var pending = _s._jobs.Values.Where(j => j.Phase == JobPhase.Pending).ToList();
+            var pending = new List<JobRecord>();
+            foreach (var j in _s._jobs.Values.Where(j => j.Phase == JobPhase.Pending))
+            {
+                if (j.NotBefore is { } notBefore && notBefore > _now)
+                {
+                    j.PendingReason = $"restart back-off until {notBefore.UtcDateTime:HH:mm:ss}Z";
+                    j.ExpectedStart = notBefore;
+                    continue;
+                }
+                pending.Add(j);
+            }
             var order = new PendingOrder(pending, _s._queues, _policy.Ordering, _s.OwnerShare);
             var depth = _policy.Backfill switch
             {

@@ -21,6 +21,9 @@ internal sealed class JobRecord(JobRequest request, string selectorKey)
 
     public string? PendingReason { get; set; }
 
+    /// <summary>Not placed before this time (a restart back-off), when set.</summary>
+    public DateTimeOffset? NotBefore { get; set; }
+
     public DateTimeOffset? ExpectedStart { get; set; }
 
     /// <summary>The preemption claim this job holds (it goes first until it starts).</summary>

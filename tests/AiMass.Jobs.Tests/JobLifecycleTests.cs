@@ -119,6 +119,25 @@ public sealed class JobLifecycleTests
     }
 
     [Fact]
+    public async Task Failure_SoonAfterStart_RestartsAfterADoublingPause()
+    {
+        await using var server = await JobsHarness.StartAsync(settings: new Dictionary<string, string?> { ["Jobs:RestartBackoff"] = "00:00:00.300" });
+        var job = await server.Client.SubmitJobAsync("name: crashing\nmax_restarts: 3\ncommand: exit 3\n");
+        var failed = await server.Client.WaitForStateAsync(job.Id, JobState.Failed);
+        Assert.Equal(3, failed.Restarts);
+        var events = await server.Client.GetJobEventsAsync(job.Id);
+        var requeued = events.Where(e => e.Kind == "requeued").ToList();
+        Assert.Equal(3, requeued.Count);
+        Assert.Contains("waits 0.3 s first (failure 1 within 10 min of starting)", requeued[0].Message, StringComparison.Ordinal);
+        Assert.Contains("waits 0.6 s first (failure 2", requeued[1].Message, StringComparison.Ordinal);
+        Assert.Contains("waits 1.2 s first (failure 3", requeued[2].Message, StringComparison.Ordinal);
+        // Each attempt starts no sooner than its pause after the previous one ended.
+        var starts = events.Where(e => e.Kind == "started").Select(e => e.Time).ToList();
+        Assert.Equal(4, starts.Count);
+        Assert.True(starts[3] - starts[2] >= TimeSpan.FromSeconds(1.2), $"{starts[2]:O} -> {starts[3]:O}");
+    }
+
+    [Fact]
     public async Task Failure_WithoutRestarts_FailsWithTheExitCode()
     {
         await using var server = await JobsHarness.StartAsync();

@@ -15,18 +15,23 @@ internal static class JobsHarness
             resources: {cpu: 2, memory: 2Gi}
         """;
 
-    public static async Task<TestServer> StartAsync(string cluster = TwoNodes, TempDirectory? directory = null)
+    public static async Task<TestServer> StartAsync(string cluster = TwoNodes, TempDirectory? directory = null, IReadOnlyDictionary<string, string?>? settings = null)
     {
         directory ??= new TempDirectory();
         var file = directory.Combine("cluster.yaml");
         await File.WriteAllTextAsync(file, cluster);
-        return await TestServer.StartAsync(new Dictionary<string, string?>
+        var all = new Dictionary<string, string?>
         {
             ["Jobs:ClusterFile"] = file,
             ["Jobs:KillGrace"] = "00:00:02",
             ["Jobs:Tick"] = "00:00:00.100",
             ["Jobs:UsageSampleInterval"] = "00:00:00.200",
-        }, directory: directory);
+        };
+        foreach (var (k, v) in settings ?? new Dictionary<string, string?>())
+        {
+            all[k] = v;
+        }
+        return await TestServer.StartAsync(all, directory: directory);
     }
 
     public static async Task<JobInfo> WaitForAsync(this AiMassClient client, long id, Func<JobInfo, bool> condition, string what, int seconds = 30)
