@@ -23,7 +23,7 @@ internal static class ServeCommand
         var maxBatch = new Option<int>("--max-batch-size") { Description = "Largest dynamic batch in rows (1: no batching)", DefaultValueFactory = _ => 8 };
         var delay = new Option<int>("--max-queue-delay-us") { Description = "How long a request may wait for others to batch with, in microseconds", DefaultValueFactory = _ => 100 };
         var queue = new Option<int>("--max-queue-size") { Description = "Requests waiting at most; more are refused with 429", DefaultValueFactory = _ => 1024 };
-        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads per model", DefaultValueFactory = _ => 1 };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads per execution", DefaultValueFactory = _ => 1 };
         var instances = new Option<int>("--instances") { Description = "Batches of one model run at the same time (Triton's instance count)", DefaultValueFactory = _ => 1 };
         var versionPolicy = new Option<string?>("--version-policy")
         {
@@ -42,7 +42,7 @@ internal static class ServeCommand
         {
             Description = "Run as a replica of this deployment: announce the listening address to the control plane (--server) every 2 s; set by the control plane, which starts replicas as jobs",
         };
-        var command = new Command("serve", "Serve ONNX models here over the Open Inference Protocol v2 (REST), with dynamic batching")
+        var command = new Command("serve", "Serve ONNX models here over the Open Inference Protocol v2 (REST and gRPC) and TensorFlow Serving REST, with dynamic batching")
         {
             models, port, host, maxBatch, delay, queue, threads, instances, versionPolicy, poll, grpcPort, deployment,
         };
