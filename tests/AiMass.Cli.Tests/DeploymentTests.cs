@@ -24,15 +24,19 @@ public sealed class DeploymentTests : IAsyncLifetime
     private TempDirectory _work = null!;
     private HttpClient _http = null!;
 
+    private static Dictionary<string, string?> Settings(int port = 0) => new()
+    {
+        ["Server:Port"] = port.ToString(CultureInfo.InvariantCulture),
+        ["Deployments:ReplicaCommand:0"] = "dotnet",
+        ["Deployments:ReplicaCommand:1"] = CliRunner.Dll,
+        ["Deployments:Tick"] = "00:00:00.100",
+        ["Deployments:HealthTimeout"] = "00:00:01",
+        ["Deployments:RequestTimeout"] = "00:00:01.500",
+    };
+
     public async Task InitializeAsync()
     {
-        _server = await TestServer.StartAsync(new Dictionary<string, string?>
-        {
-            ["Deployments:ReplicaCommand:0"] = "dotnet",
-            ["Deployments:ReplicaCommand:1"] = CliRunner.Dll,
-            ["Deployments:Tick"] = "00:00:00.100",
-            ["Deployments:HealthTimeout"] = "00:00:01",
-        });
+        _server = await TestServer.StartAsync(Settings());
         _work = new TempDirectory();
         _http = new HttpClient { BaseAddress = _server.Address };
         for (var seed = 1; seed <= 3; seed++)
@@ -288,6 +292,88 @@ public sealed class DeploymentTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AHungReplica_IsEjectedByHealthChecks_ItsRequestsRetriedElsewhere_AndReadmittedWhenItAnswers()
+    {
+        var deploy = await Run(["deploy", "lin@1", "--name", "frozen", "--replicas", "2", "--wait", .. Small]);
+        Assert.True(deploy.ExitCode == 0, deploy.ToString());
+        var victim = (await _server.Client.GetDeploymentAsync("frozen")).Tracks[0].Replicas[0].JobId;
+        var wrapper = (await _server.Client.GetJobAsync(victim)).Tasks.Single().Pid!.Value;
+        var process = int.Parse(File.ReadAllText($"/proc/{wrapper}/task/{wrapper}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries).Single(), CultureInfo.InvariantCulture);
+        Assert.Equal(0, Kill(process, 19)); // SIGSTOP: the process lives, accepts connections, answers nothing
+        try
+        {
+            var ejected = await WaitAsync("frozen", d => d.Tracks[0].Replicas.Any(r => r.JobId == victim && r.State == "unhealthy"), "the hung replica to be ejected", 30);
+            Assert.Equal("degraded", ejected.State);
+            for (var i = 0; i < 20; i++)
+            {
+                var (status, route, body) = await InferAsync("frozen");
+                Assert.True(status == HttpStatusCode.OK, body);
+                Assert.DoesNotContain($"job={victim}", route, StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            Assert.Equal(0, Kill(process, 18)); // SIGCONT
+        }
+        await WaitAsync("frozen", d => d.State == "ready" && d.Tracks[0].Replicas.All(r => r.State == "ready"), "the replica to answer again");
+        var events = await _server.Client.GetDeploymentEventsAsync("frozen");
+        Assert.Contains(events, e => e.Kind == "replica.ejected" && e.JobId == victim);
+        Assert.Equal(0, (await _server.Client.GetJobAsync(victim)).Restarts); // ejected, not restarted: it recovered by itself
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+#pragma warning disable CA5392, SYSLIB1054 // a test helper: signals to a child process
+    private static extern int Kill(int pid, int signal);
+#pragma warning restore CA5392, SYSLIB1054
+
+    [Fact]
+    public async Task AControlPlaneRestart_FindsItsReplicasAgain_WithoutStartingNewOnes()
+    {
+        var port = FreePort();
+        var first = await TestServer.StartAsync(Settings(port));
+        var directory = first.Directory;
+        try
+        {
+            using (var model = new MemoryStream(OnnxModels.Linear(seed: 1)))
+            {
+                await first.Client.RegisterVersionAsync("lin", model);
+            }
+            await first.Client.CreateDeploymentAsync(new DeploymentSpec { Name = "durable", Model = "lin@1", MinReplicas = 2, MaxReplicas = 2, Cpu = "100m", Memory = "128Mi" });
+            DeploymentInfo before = null!;
+            await Poll.UntilAsync(async () => (before = await first.Client.GetDeploymentAsync("durable")).State == "ready", TimeSpan.FromSeconds(60), "durable ready");
+            await first.ShutdownAsync(); // replicas are jobs: they keep running
+
+            await using var second = await TestServer.StartAsync(Settings(port), directory: directory);
+            DeploymentInfo after = null!;
+            await Poll.UntilAsync(async () => (after = await second.Client.GetDeploymentAsync("durable")).State == "ready", TimeSpan.FromSeconds(30), "durable ready after the restart");
+            Assert.Equal(before.Tracks[0].Replicas.Select(r => r.JobId).Order(), after.Tracks[0].Replicas.Select(r => r.JobId).Order());
+            using var http = new HttpClient { BaseAddress = second.Address };
+            using var content = new StringContent(Body, Encoding.UTF8, "application/json");
+            using var answer = await http.PostAsync(new Uri("v2/models/durable/infer", UriKind.Relative), content);
+            Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+            Assert.Equal(Expected(1), Outputs(await answer.Content.ReadAsStringAsync()));
+            Assert.Equal(2, (await second.Client.ListJobsAsync()).Items.Count(j => j.Name == "durable-primary"));
+            await second.Client.DeleteDeploymentAsync("durable");
+            await Poll.UntilAsync(async () => (await second.Client.ListDeploymentsAsync()).Items.Count == 0, TimeSpan.FromSeconds(30), "durable deleted");
+            foreach (var job in after.Tracks[0].Replicas.Select(r => r.JobId))
+            {
+                await Poll.UntilAsync(async () => (await second.Client.GetJobAsync(job)).State == Jobs.JobState.Cancelled, TimeSpan.FromSeconds(30), $"replica job {job} cancelled");
+            }
+        }
+        finally
+        {
+            await first.ShutdownAsync();
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [Fact]
     public async Task ScaleToZero_TheFirstRequestWaitsForTheColdStart_AndLoadAddsReplicas()
     {
         await _server.Client.CreateDeploymentAsync(new DeploymentSpec
@@ -319,9 +405,10 @@ public sealed class DeploymentTests : IAsyncLifetime
         await stop.CancelAsync();
         await Task.WhenAll(load);
         await WaitAsync("elastic", d => d.State == "scaled_to_zero", "scaled to zero when idle");
-        events = await _server.Client.GetDeploymentEventsAsync("elastic");
+        // Events are stored at the end of the reconciliation step that the state already shows.
+        await Poll.UntilAsync(async () => (events = await _server.Client.GetDeploymentEventsAsync("elastic"))
+            .Any(e => e.Kind == "deployment.scaled" && e.Message.Contains("scale to zero", StringComparison.Ordinal)), TimeSpan.FromSeconds(10), "the scale-to-zero event");
         Assert.Contains(events, e => e.Kind == "deployment.scaled" && e.Message.StartsWith("1 -> 2", StringComparison.Ordinal));
-        Assert.Contains(events, e => e.Kind == "deployment.scaled" && e.Message.Contains("scale to zero", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -42,6 +42,13 @@ public sealed class DeploymentOptions
     /// <summary>How long a request waits for a replica to become ready (a cold start from zero) before 503.</summary>
     public TimeSpan ColdStartTimeout { get; set; } = TimeSpan.FromSeconds(120);
 
+    /// <summary>
+    /// How long the router waits on a replica that sends nothing (no answer, no progress) before it gives up on it and,
+    /// when nothing reached the client yet, retries the request on another replica.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
+    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
     /// <summary>How long the router keeps retrying a request on other replicas when the chosen one cannot be reached.</summary>
     public TimeSpan RetryWindow { get; set; } = TimeSpan.FromSeconds(15);
 
@@ -441,6 +448,13 @@ public sealed partial class DeploymentController : IAsyncDisposable
             await ReconcileAsync(db, live, now, cancellationToken).ConfigureAwait(false);
         }
         await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+        lock (_live)
+        {
+            foreach (var gone in all.Where(l => l.Gone))
+            {
+                _live.Remove(gone.Spec.Name);
+            }
+        }
         Publish();
     }
 
@@ -532,10 +546,7 @@ public sealed partial class DeploymentController : IAsyncDisposable
                     db.Deployments.Remove(row);
                 }
                 db.Events.Add(Event(name, "deployment.deleted", $"deployment {name} deleted: every replica stopped"));
-                lock (_live)
-                {
-                    _live.Remove(name);
-                }
+                live.Gone = true; // forgotten once this step is stored
             }
             return;
         }
@@ -917,6 +928,9 @@ public sealed partial class DeploymentController : IAsyncDisposable
         public string? Message { get; set; }
 
         public DateTimeOffset LastObserved { get; set; } = now;
+
+        /// <summary>Deleted: every replica stopped; removed from memory once the step that deleted it is stored.</summary>
+        public bool Gone { get; set; }
     }
 
     private static partial class Log

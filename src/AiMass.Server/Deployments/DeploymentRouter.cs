@@ -26,8 +26,7 @@ internal sealed partial class DeploymentRouter : IDisposable
     private readonly HttpMessageInvoker _client;
     private readonly HttpClient _shadowClient;
     private readonly Random _random;
-    // HTTP/1.1 to replicas: they listen in cleartext, where HTTP/2 would need prior knowledge.
-    private readonly ForwarderRequestConfig _config = new() { ActivityTimeout = TimeSpan.FromMinutes(5), Version = System.Net.HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+    private readonly ForwarderRequestConfig _config;
     private int _shadowInFlight;
 
     public DeploymentRouter(DeploymentController controller, IHttpForwarder forwarder, TimeProvider time, ILogger<DeploymentRouter> logger)
@@ -37,6 +36,13 @@ internal sealed partial class DeploymentRouter : IDisposable
         _time = time;
         _logger = logger;
         _random = new Random(controller.Options.RoutingSeed);
+        // HTTP/1.1 to replicas: they listen in cleartext, where HTTP/2 would need prior knowledge.
+        _config = new ForwarderRequestConfig
+        {
+            ActivityTimeout = controller.Options.RequestTimeout,
+            Version = System.Net.HttpVersion.Version11,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
         _client = new HttpMessageInvoker(Handler());
         _shadowClient = new HttpClient(Handler()) { Timeout = TimeSpan.FromMinutes(1) };
     }
