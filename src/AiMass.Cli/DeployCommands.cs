@@ -24,6 +24,7 @@ internal static class DeployCommands
         var gpus = new Option<int>("--gpus") { Description = "GPUs of each replica" };
         var queue = new Option<string?>("--queue") { Description = "Queue of the replica jobs" };
         var priority = new Option<int>("--priority") { Description = "Priority of the replica jobs" };
+        var selector = new Option<string[]>("--node-selector") { Description = "Label KEY=VALUE a node must have to run a replica (repeatable)", AllowMultipleArgumentsPerToken = false };
         var target = new Option<double>("--target-in-flight") { Description = "Concurrent requests per replica the autoscaler aims at", DefaultValueFactory = _ => 4 };
         var scaleToZero = new Option<double>("--scale-to-zero-after") { Description = "Seconds without requests before the last replica stops (with a minimum of 0)", DefaultValueFactory = _ => 300 };
         var downscale = new Option<double>("--downscale-delay") { Description = "Seconds the load must stay low before replicas are removed", DefaultValueFactory = _ => 30 };
@@ -32,7 +33,7 @@ internal static class DeployCommands
         var wait = WaitOption();
         var command = new Command("deploy", "Deploy a model version: replicas run as jobs ('aimass serve'), requests go to this server's /v2/models/NAME/infer and /v1/models/NAME:predict")
         {
-            model, name, replicas, canary, weight, shadow, cpu, memory, gpus, queue, priority, target, scaleToZero, downscale, maxBatch, threads, wait,
+            model, name, replicas, canary, weight, shadow, cpu, memory, gpus, queue, priority, selector, target, scaleToZero, downscale, maxBatch, threads, wait,
         };
         command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
@@ -52,6 +53,7 @@ internal static class DeployCommands
                 Gpus = parse.GetValue(gpus),
                 Queue = parse.GetValue(queue),
                 Priority = parse.GetValue(priority),
+                NodeSelector = Cli.ParsePairs(parse.GetValue(selector), "--node-selector"),
                 TargetInFlight = parse.GetValue(target),
                 ScaleToZeroAfterSeconds = parse.GetValue(scaleToZero),
                 DownscaleDelaySeconds = parse.GetValue(downscale),

@@ -179,6 +179,25 @@ public sealed partial class JobController : IAsyncDisposable
         }
     }
 
+    /// <summary>Validates a job spec as <see cref="SubmitAsync"/> would (fields, and whether the cluster could ever run it) without submitting it.</summary>
+    public async Task CheckAsync(string specText, string source, CancellationToken cancellationToken)
+    {
+        var spec = JobSpecReader.Parse(specText, source);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            _scheduler.Check(Request(0, spec, _time.GetUtcNow()));
+        }
+        catch (SchedulingException e)
+        {
+            throw JobsException.Invalid(e.Field ?? "resources", e.Message);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
     /// <summary>One job, or null.</summary>
     public async Task<JobInfo?> GetAsync(long id, CancellationToken cancellationToken)
     {

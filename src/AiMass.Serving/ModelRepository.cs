@@ -124,6 +124,7 @@ public sealed class ModelRepository : IAsyncDisposable
     private readonly Dictionary<string, string> _errors = new(StringComparer.Ordinal);
     private readonly object _lock = new();
     private readonly SemaphoreSlim _syncGate = new(1, 1);
+    private readonly Dictionary<string, int> _loading = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
 
     /// <summary>Creates an empty repository.</summary>
@@ -204,6 +205,10 @@ public sealed class ModelRepository : IAsyncDisposable
         {
             throw new InferenceException(404, $"model {name} is not in this host's repository (known: {string.Join(", ", Index().Select(e => e.Name).Distinct())})");
         }
+        lock (_lock)
+        {
+            _loading[name] = _loading.GetValueOrDefault(name) + 1;
+        }
         await _syncGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -247,6 +252,22 @@ public sealed class ModelRepository : IAsyncDisposable
         finally
         {
             _syncGate.Release();
+            lock (_lock)
+            {
+                if (--_loading[name] == 0)
+                {
+                    _loading.Remove(name);
+                }
+            }
+        }
+    }
+
+    /// <summary>Whether a load of the model is under way (requests for it get 503 with Retry-After rather than 404).</summary>
+    public bool IsLoading(string name)
+    {
+        lock (_lock)
+        {
+            return _loading.ContainsKey(name);
         }
     }
 

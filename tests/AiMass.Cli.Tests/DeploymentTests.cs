@@ -180,6 +180,12 @@ public sealed class DeploymentTests : IAsyncLifetime
         var memory = await Run("deploy", "lin@1", "--memory", "lots");
         Assert.Equal(1, memory.ExitCode);
         Assert.Contains("memory", memory.Stderr, StringComparison.Ordinal);
+        var huge = await Run("deploy", "lin@1", "--name", "huge", "--cpu", "512");
+        Assert.Equal(1, huge.ExitCode);
+        Assert.Contains("cpu", huge.Stderr, StringComparison.Ordinal);
+        var nowhere = await Run("deploy", "lin@1", "--name", "nowhere", "--node-selector", "gpu-model=h100", "--cpu", "100m", "--memory", "128Mi");
+        Assert.Equal(1, nowhere.ExitCode);
+        Assert.Contains("gpu-model", nowhere.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -231,6 +231,29 @@ public sealed class InferenceApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_model_being_loaded_answers_503_with_retry_after_then_serves()
+    {
+        var release = new TaskCompletionSource();
+        _repository.Register(new ModelSource("slow",
+            async _ =>
+            {
+                await release.Task;
+                return [new AvailableVersion("1", [])];
+            },
+            (_, _) => Task.FromResult(OnnxModels.Linear(4, 2, seed: 1)), new VersionPolicy.Latest(1), new ModelConfig()));
+        var loading = _http.PostAsync("v2/repository/models/slow/load", null);
+        await Poll.UntilAsync(() => Task.FromResult(_repository.IsLoading("slow")), TimeSpan.FromSeconds(10), "the load to begin");
+        var early = await _http.PostAsync("v2/models/slow/infer", Json("""{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}"""));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, early.StatusCode);
+        Assert.Equal("1", early.Headers.RetryAfter?.ToString());
+        Assert.Contains("model slow is loading", await early.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        release.SetResult();
+        Assert.Equal(HttpStatusCode.OK, (await loading).StatusCode);
+        var later = await _http.PostAsync("v2/models/slow/infer", Json("""{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}"""));
+        Assert.Equal(HttpStatusCode.OK, later.StatusCode);
+    }
+
+    [Fact]
     public async Task Tensorflow_serving_takes_b64_strings()
     {
         // "grid" and "läst" as base64, next to a plain string.

@@ -176,6 +176,7 @@ public sealed partial class DeploymentController : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(spec);
         Validate(spec);
         await ResolveAllAsync(spec, cancellationToken).ConfigureAwait(false);
+        await CheckReplicaAsync(spec, cancellationToken).ConfigureAwait(false);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -240,6 +241,7 @@ public sealed partial class DeploymentController : IAsyncDisposable
             };
             Validate(spec);
             await ResolveAllAsync(spec, cancellationToken).ConfigureAwait(false);
+            await CheckReplicaAsync(spec, cancellationToken).ConfigureAwait(false);
             var now = _time.GetUtcNow();
             await using var db = await _db.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
             var row = await db.Deployments.FirstAsync(d => d.Name == name, cancellationToken).ConfigureAwait(false);
@@ -614,7 +616,23 @@ public sealed partial class DeploymentController : IAsyncDisposable
         var old = mine.Where(r => r.Version != version).ToList();
         for (var i = current.Count; i < desired; i++)
         {
-            current.Add(await StartReplicaAsync(db, live, role, reference, version.Value, old.Count > 0, now, cancellationToken).ConfigureAwait(false));
+            try
+            {
+                current.Add(await StartReplicaAsync(db, live, role, reference, version.Value, old.Count > 0, now, cancellationToken).ConfigureAwait(false));
+            }
+            catch (AiMassException e) when (e.Status is >= 400 and < 500)
+            {
+                // The cluster changed since the deployment was checked (a queue or node gone): say so once, try again later.
+                var message = $"{role} replica cannot be submitted: {e.Message}";
+                if (live.SubmitError != message)
+                {
+                    db.Events.Add(Event(live.Spec.Name, "replica.refused", message));
+                    live.SubmitError = message;
+                }
+                live.Message = message;
+                break;
+            }
+            live.SubmitError = null;
         }
         foreach (var extra in current.OrderBy(r => r.State == ReplicaState.Ready ? 1 : 0).ThenBy(r => r.InFlight).Take(Math.Max(0, current.Count - desired)).ToList())
         {
@@ -637,6 +655,20 @@ public sealed partial class DeploymentController : IAsyncDisposable
     {
         var spec = live.Spec;
         var model = VersionRef.Parse(reference).Model;
+        var info = await _jobs.SubmitAsync(ReplicaJob(spec, role, model, version), $"deployment {spec.Name}", cancellationToken, $"deployment:{spec.Name}").ConfigureAwait(false);
+        db.Replicas.Add(new ReplicaRow { JobId = info.Id, Deployment = spec.Name, Role = role, Version = version, CreatedAtMs = now.ToUnixTimeMilliseconds() });
+        db.Events.Add(Event(spec.Name, "replica.started", $"{role} replica job {info.Id} submitted for {model}@{version}{(rollover ? " (rolling over)" : "")}", info.Id));
+        var replica = new Replica(info.Id, spec.Name, role, version, false);
+        lock (_live)
+        {
+            live.Replicas[info.Id] = replica;
+        }
+        return replica;
+    }
+
+    /// <summary>The job spec (JSON) of one replica: <c>aimass serve</c> with the deployment's resources and placement.</summary>
+    private string ReplicaJob(DeploymentSpec spec, string role, string model, int version)
+    {
         var command = ReplicaCommand().Concat(
         [
             "serve", $"{spec.Name}={model}@{version.ToString(CultureInfo.InvariantCulture)}", "--port", "0", "--host", "127.0.0.1", "--deployment", spec.Name,
@@ -657,16 +689,12 @@ public sealed partial class DeploymentController : IAsyncDisposable
         {
             job["queue"] = queue;
         }
-        var info = await _jobs.SubmitAsync(JsonSerializer.Serialize(job), $"deployment {spec.Name}", cancellationToken, $"deployment:{spec.Name}").ConfigureAwait(false);
-        db.Replicas.Add(new ReplicaRow { JobId = info.Id, Deployment = spec.Name, Role = role, Version = version, CreatedAtMs = now.ToUnixTimeMilliseconds() });
-        db.Events.Add(Event(spec.Name, "replica.started", $"{role} replica job {info.Id} submitted for {model}@{version}{(rollover ? " (rolling over)" : "")}", info.Id));
-        var replica = new Replica(info.Id, spec.Name, role, version, false);
-        lock (_live)
-        {
-            live.Replicas[info.Id] = replica;
-        }
-        return replica;
+        return JsonSerializer.Serialize(job);
     }
+
+    /// <summary>Whether the cluster could ever run a replica of <paramref name="spec"/> (resources, queue, node selector).</summary>
+    private Task CheckReplicaAsync(DeploymentSpec spec, CancellationToken cancellationToken) =>
+        _jobs.CheckAsync(ReplicaJob(spec, Primary, VersionRef.Parse(spec.Model).Model, 1), $"deployment {spec.Name}", cancellationToken);
 
     private async Task DrainAsync(JobsDbContext db, Live live, Replica replica, string why, DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -926,6 +954,9 @@ public sealed partial class DeploymentController : IAsyncDisposable
         public int? ShadowVersion { get; set; }
 
         public string? Message { get; set; }
+
+        /// <summary>Why the last replica could not be submitted (an event is written when it changes).</summary>
+        public string? SubmitError { get; set; }
 
         public DateTimeOffset LastObserved { get; set; } = now;
 

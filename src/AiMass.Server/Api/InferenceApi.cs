@@ -159,9 +159,11 @@ public static class InferenceApi
         repository.Find(model, version) is { } loaded ? Results.Json(new { name = loaded.Name, ready = true }) : NotFound(repository, model, version);
 
     private static ErrorResult NotFound(ModelRepository repository, string model, string? version) =>
-        Error(404, repository.Contains(model) && version is not null
-            ? $"model {model} has no version {version} loaded (loaded: {string.Join(", ", repository.Models.Where(m => m.Name == model).Select(m => m.Version))})"
-            : $"model {model} is not loaded here");
+        repository.IsLoading(model) && !repository.Contains(model)
+            ? Error(503, $"model {model} is loading; retry shortly", TimeSpan.FromSeconds(1))
+            : Error(404, repository.Contains(model) && version is not null
+                ? $"model {model} has no version {version} loaded (loaded: {string.Join(", ", repository.Models.Where(m => m.Name == model).Select(m => m.Version))})"
+                : $"model {model} is not loaded here");
 
     /// <summary>Runs an inference endpoint and records its outcome in <see cref="ServingMetrics"/>.</summary>
     private static async Task<IResult> MeasuredAsync(string model, string? version, Func<Task<IResult>> handle)
