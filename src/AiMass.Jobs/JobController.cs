@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Threading.Channels;
 using AiMass.Execution;
 using AiMass.Jobs.Storage;
 using AiMass.Registry;
@@ -31,20 +30,18 @@ public sealed partial class JobController : IAsyncDisposable
     private readonly JobMetrics _metrics;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly ConcurrentQueue<(ActiveJob Job, RunningTask Task, TaskExit Exit)> _exits = new();
     private readonly Dictionary<long, ActiveJob> _jobs = [];
     // Parsed specs by job id, read by API threads (the loop's own dictionary is not theirs to read).
     private readonly ConcurrentDictionary<long, JobSpec> _specs = new();
     private readonly Dictionary<string, DateTimeOffset> _provisioning = new(StringComparer.Ordinal);
     private readonly Dictionary<(long Job, int Attempt, int Task), (long At, double Cpu)> _usageSamples = [];
-    private readonly CancellationTokenSource _stop = new();
+    private readonly ControlLoop _control;
     private ClusterScheduler _scheduler = new();
     private ClusterSpec _cluster = new();
     private ClusterSnapshot _snapshot = ClusterSnapshot.Empty;
     private Dictionary<string, (double Cpu, long Memory)> _usage = [];
     private long _lastUsageSample;
-    private Task? _loop;
 
     /// <summary>Creates the service; call <see cref="StartAsync"/> before use.</summary>
     public JobController(IDbContextFactory<JobsDbContext> db, IExecutor executor, JobOptions options, string dataDirectory, TimeProvider time, JobMetrics metrics, ILogger<JobController> logger)
@@ -57,6 +54,7 @@ public sealed partial class JobController : IAsyncDisposable
         _metrics = metrics;
         _logger = logger;
         _metrics.Observe(() => _snapshot);
+        _control = new ControlLoop(_gate, StepAsync, NextWait, options.Tick, e => LoopFailed(_logger, e));
     }
 
     /// <summary>The control plane's address, given to tasks as <c>AIMASS_SERVER</c>.</summary>
@@ -85,24 +83,17 @@ public sealed partial class JobController : IAsyncDisposable
         {
             _gate.Release();
         }
-        _loop = Task.Run(() => LoopAsync(_stop.Token), CancellationToken.None);
+        _control.Start();
     }
 
     /// <summary>Stops the loop. Running tasks keep running; the next start finds them again.</summary>
-    public async Task StopAsync()
-    {
-        await _stop.CancelAsync().ConfigureAwait(false);
-        if (_loop is not null)
-        {
-            await _loop.ConfigureAwait(false);
-        }
-    }
+    public Task StopAsync() => _control.StopAsync();
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
         await StopAsync().ConfigureAwait(false);
-        _stop.Dispose();
+        _control.Dispose();
         _gate.Dispose();
     }
 
@@ -503,55 +494,7 @@ public sealed partial class JobController : IAsyncDisposable
 
     // ---------------------------------------------------------------------------------------------------- loop
 
-    private void Wake() => _wake.Writer.TryWrite(true);
-
-    private async Task LoopAsync(CancellationToken stop)
-    {
-        while (!stop.IsCancellationRequested)
-        {
-            try
-            {
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
-                timeout.CancelAfter(NextWait());
-                try
-                {
-                    await _wake.Reader.WaitToReadAsync(timeout.Token).ConfigureAwait(false);
-                    _wake.Reader.TryRead(out _);
-                }
-                catch (OperationCanceledException) when (!stop.IsCancellationRequested)
-                {
-                    // The tick: check deadlines and run a pass anyway.
-                }
-                await _gate.WaitAsync(stop).ConfigureAwait(false);
-                try
-                {
-                    await StepAsync(stop).ConfigureAwait(false);
-                }
-                finally
-                {
-                    _gate.Release();
-                }
-            }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
-            {
-                return;
-            }
-#pragma warning disable CA1031 // the loop must outlive any one failed step, or nothing would be scheduled again
-            catch (Exception e)
-#pragma warning restore CA1031
-            {
-                LoopFailed(_logger, e);
-                try
-                {
-                    await Task.Delay(_options.Tick, stop).ConfigureAwait(false); // no hot loop on a persistent failure
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-            }
-        }
-    }
+    private void Wake() => _control.Wake();
 
     private TimeSpan NextWait()
     {
@@ -906,7 +849,7 @@ public sealed partial class JobController : IAsyncDisposable
         {
             try
             {
-                var exit = await _executor.WaitAsync(task.Handle, _stop.Token).ConfigureAwait(false);
+                var exit = await _executor.WaitAsync(task.Handle, _control.Stopping).ConfigureAwait(false);
                 _exits.Enqueue((job, task, exit));
                 Wake();
             }

@@ -1,7 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 using System.Text.Json;
-using System.Threading.Channels;
 using AiMass.Deployments;
 using AiMass.Jobs.Storage;
 using AiMass.Registry;
@@ -100,14 +99,12 @@ public sealed partial class DeploymentController : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly Dictionary<string, Live> _live = new(StringComparer.Ordinal);
-    private readonly CancellationTokenSource _stop = new();
+    private readonly ControlLoop _control;
     private volatile Dictionary<string, DeploymentRoute> _routes = new(StringComparer.Ordinal);
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // Events noticed outside the loop (the router ejecting a replica, a replica announcing a restart), written by the next step.
     private readonly System.Collections.Concurrent.ConcurrentQueue<EventRow> _noticed = new();
-    private Task? _loop;
 
     /// <summary>Creates the controller; call <see cref="StartAsync"/> after the job service has started.</summary>
     public DeploymentController(IDbContextFactory<JobsDbContext> db, JobController jobs, ModelRegistry registry, IReplicaProbe probe, DeploymentOptions options, TimeProvider time, ILogger<DeploymentController> logger)
@@ -119,6 +116,7 @@ public sealed partial class DeploymentController : IAsyncDisposable
         _options = options;
         _time = time;
         _logger = logger;
+        _control = new ControlLoop(_gate, StepAsync, () => options.Tick, options.Tick, e => Log.StepFailed(logger, e));
         DeploymentMetrics.Observe(this);
     }
 
@@ -146,25 +144,18 @@ public sealed partial class DeploymentController : IAsyncDisposable
             }
         }
         Publish();
-        _loop = Task.Run(() => LoopAsync(_stop.Token), CancellationToken.None);
+        _control.Start();
     }
 
     /// <summary>Stops the loop; replicas keep running and are found again at the next start.</summary>
-    public async Task StopAsync()
-    {
-        await _stop.CancelAsync().ConfigureAwait(false);
-        if (_loop is not null)
-        {
-            await _loop.ConfigureAwait(false);
-        }
-    }
+    public Task StopAsync() => _control.StopAsync();
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
         await StopAsync().ConfigureAwait(false);
         DeploymentMetrics.Forget(this);
-        _stop.Dispose();
+        _control.Dispose();
         _gate.Dispose();
     }
 
@@ -375,7 +366,7 @@ public sealed partial class DeploymentController : IAsyncDisposable
     public Task RoutesChanged => Volatile.Read(ref _changed).Task;
 
     /// <summary>Asks for a reconciliation now (a request is waiting for a cold start).</summary>
-    public void Wake() => _wake.Writer.TryWrite(true);
+    public void Wake() => _control.Wake();
 
     /// <summary>The router could not reach a replica: eject it now rather than at the next failed health check.</summary>
     public void ReportUnreachable(Replica replica, string error)
@@ -394,42 +385,6 @@ public sealed partial class DeploymentController : IAsyncDisposable
     }
 
     // ---------------------------------------------------------------------------------------------------- loop
-
-    private async Task LoopAsync(CancellationToken stop)
-    {
-        while (!stop.IsCancellationRequested)
-        {
-            try
-            {
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
-                timeout.CancelAfter(_options.Tick);
-                try
-                {
-                    await _wake.Reader.ReadAsync(timeout.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (!stop.IsCancellationRequested)
-                {
-                }
-                await _gate.WaitAsync(stop).ConfigureAwait(false);
-                try
-                {
-                    await StepAsync(stop).ConfigureAwait(false);
-                }
-                finally
-                {
-                    _gate.Release();
-                }
-            }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                Log.StepFailed(_logger, e);
-            }
-        }
-    }
 
     private async Task StepAsync(CancellationToken cancellationToken)
     {
