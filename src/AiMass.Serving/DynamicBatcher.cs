@@ -43,6 +43,8 @@ public sealed class DynamicBatcher : IAsyncDisposable
     private readonly object _lock = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Task[] _workers;
+    // Executions under way, direct or from the queue, stay within the instance count.
+    private readonly SemaphoreSlim _slots;
     private TaskCompletionSource _signal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _holds;
     private long _batches;
@@ -59,6 +61,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.Instances, 1);
         _time = time ?? TimeProvider.System;
         ServingMetrics.Track(this, session.Name, session.Version);
+        _slots = new SemaphoreSlim(_options.Instances, _options.Instances);
         _workers = Enumerable.Range(0, _options.Instances).Select(_ => Task.Run(RunAsync)).ToArray();
     }
 
@@ -108,6 +111,28 @@ public sealed class DynamicBatcher : IAsyncDisposable
         }
         var timeout = request.Timeout ?? _options.DefaultTimeout;
         var pending = new Pending(request, rows, Key(request), _time.GetTimestamp(), timeout);
+        var direct = false;
+        lock (_lock)
+        {
+            // Nothing to batch with and an instance free: run here, on the request's own thread, without the two thread
+            // hand-offs of the queue (Triton's batching would not wait either: there is nothing to wait for).
+            if (!WaitsForBatch && _queue.Count == 0 && _holds == 0 && !_stop.IsCancellationRequested && _slots.Wait(0, CancellationToken.None))
+            {
+                direct = true;
+            }
+        }
+        if (direct)
+        {
+            try
+            {
+                Execute([pending]);
+            }
+            finally
+            {
+                _slots.Release();
+            }
+            return pending.Completion.Task;
+        }
         lock (_lock)
         {
             if (_queue.Count >= _options.MaxQueueSize)
@@ -168,7 +193,13 @@ public sealed class DynamicBatcher : IAsyncDisposable
             }
             _queue.Clear();
         }
+        // Executions running on request threads finish before the session they use can be released.
+        for (var i = 0; i < _options.Instances; i++)
+        {
+            await _slots.WaitAsync().ConfigureAwait(false);
+        }
         _stop.Dispose();
+        _slots.Dispose();
     }
 
     private async Task RunAsync()
@@ -216,7 +247,15 @@ public sealed class DynamicBatcher : IAsyncDisposable
             }
             if (batch is not null)
             {
-                Execute(batch);
+                await _slots.WaitAsync(token).ConfigureAwait(false);
+                try
+                {
+                    Execute(batch);
+                }
+                finally
+                {
+                    _slots.Release();
+                }
                 continue;
             }
             // Sleep until a request arrives or the oldest one's delay is over.
@@ -230,6 +269,9 @@ public sealed class DynamicBatcher : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Whether a request may wait for others to join it (batching on, and a delay to wait).</summary>
+    private bool WaitsForBatch => _session.Batchable && _options.MaxBatchSize > 1 && _options.MaxQueueDelay > TimeSpan.Zero;
 
     /// <summary>The requests to run next: the head of the queue and the compatible ones after it, up to the batch size.</summary>
     private (List<Pending> Batch, bool Full) Choose()
