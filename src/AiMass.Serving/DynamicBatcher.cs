@@ -45,6 +45,11 @@ public sealed class DynamicBatcher : IAsyncDisposable
     private readonly Task[] _workers;
     // Executions under way, direct or from the queue, stay within the instance count.
     private readonly SemaphoreSlim _slots;
+    // Recent execution time (moving average); long.MaxValue until the first execution.
+    private long _computeTicks = long.MaxValue;
+
+    /// <summary>Models that run faster than this may run on the request's thread when nothing waits.</summary>
+    private static readonly TimeSpan DirectRunLimit = TimeSpan.FromMicroseconds(200);
     private TaskCompletionSource _signal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _holds;
     private long _batches;
@@ -62,7 +67,9 @@ public sealed class DynamicBatcher : IAsyncDisposable
         _time = time ?? TimeProvider.System;
         ServingMetrics.Track(this, session.Name, session.Version);
         _slots = new SemaphoreSlim(_options.Instances, _options.Instances);
-        _workers = Enumerable.Range(0, _options.Instances).Select(_ => Task.Run(RunAsync)).ToArray();
+        _workers = Enumerable.Range(0, _options.Instances)
+            .Select(_ => Task.Factory.StartNew(Run, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default))
+            .ToArray();
     }
 
     /// <summary>Requests waiting in the queue now.</summary>
@@ -114,9 +121,11 @@ public sealed class DynamicBatcher : IAsyncDisposable
         var direct = false;
         lock (_lock)
         {
-            // Nothing to batch with and an instance free: run here, on the request's own thread, without the two thread
-            // hand-offs of the queue (Triton's batching would not wait either: there is nothing to wait for).
-            if (!WaitsForBatch && _queue.Count == 0 && _holds == 0 && !_stop.IsCancellationRequested && _slots.Wait(0, CancellationToken.None))
+            // Nothing to batch with, an instance free and a quick model: run here, on the request's own thread, without
+            // the two thread hand-offs of the queue. A slow model still goes to its instance threads, not to hold up a
+            // thread-pool thread.
+            if (!WaitsForBatch && Volatile.Read(ref _computeTicks) <= DirectRunLimit.Ticks && _queue.Count == 0 && _holds == 0
+                && !_stop.IsCancellationRequested && _slots.Wait(0, CancellationToken.None))
             {
                 direct = true;
             }
@@ -202,71 +211,92 @@ public sealed class DynamicBatcher : IAsyncDisposable
         _slots.Dispose();
     }
 
-    private async Task RunAsync()
+    /// <summary>
+    /// One instance's loop, on a thread of its own: a model run blocks its thread for as long as the model computes, and
+    /// on the thread pool that would starve the threads that read and answer requests (on two cores, badly).
+    /// </summary>
+    private void Run()
     {
         var token = _stop.Token;
-        while (!token.IsCancellationRequested)
+        try
         {
-            Task signal;
-            List<Pending>? batch = null;
-            TimeSpan? wait = null;
-            lock (_lock)
+            while (!token.IsCancellationRequested)
             {
-                signal = _signal.Task;
-                if (_signal.Task.IsCompleted)
+                Task signal;
+                List<Pending>? batch = null;
+                TimeSpan? wait = null;
+                lock (_lock)
                 {
-                    _signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                }
-                DropExpired();
-                if (_queue.Count > 0 && _holds == 0)
-                {
-                    var (chosen, full) = Choose();
-                    var waited = _time.GetElapsedTime(chosen[0].Enqueued);
-                    if (full || waited >= _options.MaxQueueDelay)
+                    signal = _signal.Task;
+                    if (_signal.Task.IsCompleted)
                     {
-                        foreach (var p in chosen)
+                        _signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    }
+                    DropExpired();
+                    if (_queue.Count > 0 && _holds == 0)
+                    {
+                        var (chosen, full) = Choose();
+                        var waited = _time.GetElapsedTime(chosen[0].Enqueued);
+                        if (full || waited >= _options.MaxQueueDelay)
                         {
-                            _queue.Remove(p);
+                            foreach (var p in chosen)
+                            {
+                                _queue.Remove(p);
+                            }
+                            batch = chosen;
                         }
-                        batch = chosen;
+                        else
+                        {
+                            wait = _options.MaxQueueDelay - waited;
+                        }
                     }
-                    else
+                    // Wake up in time to fail a request whose timeout passes while it waits.
+                    foreach (var p in _queue)
                     {
-                        wait = _options.MaxQueueDelay - waited;
+                        if (p.Timeout is { } t)
+                        {
+                            var left = t - _time.GetElapsedTime(p.Enqueued) + TimeSpan.FromTicks(1);
+                            wait = wait is { } w0 && w0 < left ? w0 : left;
+                        }
                     }
                 }
-                // Wake up in time to fail a request whose timeout passes while it waits.
-                foreach (var p in _queue)
+                if (batch is not null)
                 {
-                    if (p.Timeout is { } t)
+                    try
                     {
-                        var left = t - _time.GetElapsedTime(p.Enqueued) + TimeSpan.FromTicks(1);
-                        wait = wait is { } w0 && w0 < left ? w0 : left;
+                        _slots.Wait(token);
                     }
+                    catch (OperationCanceledException)
+                    {
+                        foreach (var p in batch)
+                        {
+                            p.Completion.TrySetException(new InferenceException(503, $"model {_session.Name} is unloading") { RetryAfter = _options.RetryAfter });
+                        }
+                        return;
+                    }
+                    try
+                    {
+                        Execute(batch);
+                    }
+                    finally
+                    {
+                        _slots.Release();
+                    }
+                    continue;
                 }
-            }
-            if (batch is not null)
-            {
-                await _slots.WaitAsync(token).ConfigureAwait(false);
-                try
+                // Sleep until a request arrives or the oldest one's delay is over.
+                if (wait is { } w)
                 {
-                    Execute(batch);
+                    Task.WaitAny(signal, Task.Delay(w, _time, token));
                 }
-                finally
+                else
                 {
-                    _slots.Release();
+                    signal.Wait(token);
                 }
-                continue;
             }
-            // Sleep until a request arrives or the oldest one's delay is over.
-            if (wait is { } w)
-            {
-                await Task.WhenAny(signal, Task.Delay(w, _time, token)).ConfigureAwait(false);
-            }
-            else
-            {
-                await signal.WaitAsync(token).ConfigureAwait(false);
-            }
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
         }
     }
 
@@ -353,6 +383,8 @@ public sealed class DynamicBatcher : IAsyncDisposable
     private void Executed(List<Pending> batch, int rows, long started, List<TimeSpan> queued)
     {
         var compute = _time.GetElapsedTime(started);
+        var previous = Volatile.Read(ref _computeTicks);
+        Volatile.Write(ref _computeTicks, previous == long.MaxValue ? compute.Ticks : (previous * 7 + compute.Ticks) / 8);
         Interlocked.Increment(ref _batches);
         ServingMetrics.Executed(_session.Name, _session.Version, rows, compute, queued);
         for (var i = 0; i < batch.Count; i++)
