@@ -90,6 +90,7 @@ public sealed partial class DeploymentController : IAsyncDisposable
     internal const string Primary = "primary";
     internal const string CanaryRole = "canary";
     internal const string ShadowRole = "shadow";
+    private static readonly string[] Roles = [Primary, CanaryRole, ShadowRole];
 
     private readonly IDbContextFactory<JobsDbContext> _db;
     private readonly JobController _jobs;
@@ -246,9 +247,7 @@ public sealed partial class DeploymentController : IAsyncDisposable
                 db.Events.Add(Event(name, "deployment.scaled", $"{decision.From} -> {decision.To} replicas: {decision.Reason}"));
             }
             await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
-            live.Row.SpecJson = row.SpecJson;
             live.Row.UpdatedAtMs = row.UpdatedAtMs;
-            live.Row.Desired = row.Desired;
             live.Spec = spec;
             Publish();
             Wake();
@@ -509,9 +508,12 @@ public sealed partial class DeploymentController : IAsyncDisposable
         }
 
         live.Message = null;
-        live.PrimaryVersion = await ResolveAsync(live, live.Spec.Model, live.PrimaryVersion, cancellationToken).ConfigureAwait(false);
-        live.CanaryVersion = live.Spec.Canary is { } canary ? await ResolveAsync(live, canary, live.CanaryVersion, cancellationToken).ConfigureAwait(false) : null;
-        live.ShadowVersion = live.Spec.Shadow is { } shadow ? await ResolveAsync(live, shadow, live.ShadowVersion, cancellationToken).ConfigureAwait(false) : null;
+        foreach (var role in Roles)
+        {
+            live.Versions[role] = live.Reference(role) is { } reference
+                ? await ResolveAsync(live, reference, live.Version(role), cancellationToken).ConfigureAwait(false)
+                : null;
+        }
 
         var load = live.Load;
         var decision = live.Autoscaler.Observe(now, load.TakeConcurrency(elapsed), load.Waiting > 0);
@@ -523,12 +525,11 @@ public sealed partial class DeploymentController : IAsyncDisposable
             {
                 row.Desired = decision.To;
             }
-            live.Row.Desired = decision.To;
         }
-        var desired = live.Autoscaler.Desired;
-        await ReconcileTrackAsync(db, live, Primary, live.Spec.Model, live.PrimaryVersion, desired, now, cancellationToken).ConfigureAwait(false);
-        await ReconcileTrackAsync(db, live, CanaryRole, live.Spec.Canary, live.CanaryVersion, live.Spec.Canary is null || desired == 0 ? 0 : Math.Max(1, (int)Math.Round(desired * live.Spec.CanaryWeight / 100.0)), now, cancellationToken).ConfigureAwait(false);
-        await ReconcileTrackAsync(db, live, ShadowRole, live.Spec.Shadow, live.ShadowVersion, live.Spec.Shadow is null || desired == 0 ? 0 : 1, now, cancellationToken).ConfigureAwait(false);
+        foreach (var role in Roles)
+        {
+            await ReconcileTrackAsync(db, live, role, live.Reference(role), live.Version(role), live.Wanted(role), now, cancellationToken).ConfigureAwait(false);
+        }
         await StopDrainedAsync(db, live, now, cancellationToken).ConfigureAwait(false);
     }
 
@@ -536,8 +537,7 @@ public sealed partial class DeploymentController : IAsyncDisposable
     {
         try
         {
-            var resolved = await ResolveAsync(reference, cancellationToken).ConfigureAwait(false);
-            return resolved;
+            return await ResolveAsync(reference, cancellationToken).ConfigureAwait(false);
         }
         catch (AiMassException e)
         {
@@ -847,27 +847,23 @@ public sealed partial class DeploymentController : IAsyncDisposable
     {
         var spec = live.Spec;
         var replicas = live.Replicas.Values.ToList();
-        var primaryReady = replicas.Count(r => r.Role == Primary && r.State == ReplicaState.Ready && r.Version == live.PrimaryVersion);
+        var primaryReady = replicas.Count(r => r.Role == Primary && r.State == ReplicaState.Ready && r.Version == live.Version(Primary));
         var desired = live.Autoscaler.Desired;
-        var rolling = replicas.Any(r => r.State != ReplicaState.Draining && (r.Role == Primary ? r.Version != live.PrimaryVersion : r.Role == CanaryRole ? r.Version != live.CanaryVersion : r.Version != live.ShadowVersion));
+        var rolling = replicas.Any(r => r.State != ReplicaState.Draining && r.Version != live.Version(r.Role));
         var state = live.Row.Deleting ? "deleting"
             : desired == 0 && replicas.All(r => r.State == ReplicaState.Draining) ? "scaled_to_zero"
             : rolling || replicas.Any(r => r.State == ReplicaState.Starting) || replicas.Count(r => r.Role == Primary && r.State != ReplicaState.Draining) < desired ? "progressing"
             : primaryReady < desired || replicas.Any(r => r.State == ReplicaState.Unhealthy) ? "degraded"
             : "ready";
         var route = _routes.GetValueOrDefault(spec.Name);
-        DeploymentTrackInfo Track(string role, string? reference, int? version, int weight, int want) =>
-            new(role, reference ?? "", version, weight, want, replicas.Where(r => r.Role == role).OrderBy(r => r.JobId)
-                .Select(r => new ReplicaInfo(r.JobId, r.Version, r.State.ToString().ToLowerInvariant(), r.Address, r.InFlight, r.Requests)).ToList());
-        var tracks = new List<DeploymentTrackInfo> { Track(Primary, spec.Model, live.PrimaryVersion, 100 - (route?.CanaryWeight ?? 0), desired) };
-        if (spec.Canary is not null || replicas.Any(r => r.Role == CanaryRole))
-        {
-            tracks.Add(Track(CanaryRole, spec.Canary, live.CanaryVersion, route?.CanaryWeight ?? 0, spec.Canary is null || desired == 0 ? 0 : Math.Max(1, (int)Math.Round(desired * spec.CanaryWeight / 100.0))));
-        }
-        if (spec.Shadow is not null || replicas.Any(r => r.Role == ShadowRole))
-        {
-            tracks.Add(Track(ShadowRole, spec.Shadow, live.ShadowVersion, 0, spec.Shadow is null || desired == 0 ? 0 : 1));
-        }
+        var canaryWeight = route?.CanaryWeight ?? 0;
+        // The primary always shows; a canary or shadow while it is set or still has replicas.
+        var tracks = Roles.Where(role => role == Primary || live.Reference(role) is not null || replicas.Any(r => r.Role == role))
+            .Select(role => new DeploymentTrackInfo(role, live.Reference(role) ?? "", live.Version(role),
+                role == Primary ? 100 - canaryWeight : role == CanaryRole ? canaryWeight : 0, live.Wanted(role),
+                replicas.Where(r => r.Role == role).OrderBy(r => r.JobId)
+                    .Select(r => new ReplicaInfo(r.JobId, r.Version, r.State.ToString().ToLowerInvariant(), r.Address, r.InFlight, r.Requests)).ToList()))
+            .ToList();
         return new DeploymentInfo
         {
             Name = spec.Name,
@@ -902,11 +898,8 @@ public sealed partial class DeploymentController : IAsyncDisposable
 
         public Dictionary<long, Replica> Replicas { get; } = [];
 
-        public int? PrimaryVersion { get; set; }
-
-        public int? CanaryVersion { get; set; }
-
-        public int? ShadowVersion { get; set; }
+        /// <summary>The version each role's reference resolves to (kept when the registry cannot be asked).</summary>
+        public Dictionary<string, int?> Versions { get; } = new(StringComparer.Ordinal);
 
         public string? Message { get; set; }
 
@@ -914,6 +907,20 @@ public sealed partial class DeploymentController : IAsyncDisposable
         public string? SubmitError { get; set; }
 
         public DateTimeOffset LastObserved { get; set; } = now;
+
+        public string? Reference(string role) => role switch { Primary => Spec.Model, CanaryRole => Spec.Canary, _ => Spec.Shadow };
+
+        public int? Version(string role) => Versions.GetValueOrDefault(role);
+
+        /// <summary>Replicas a role should have: the autoscaler's count for the primary, a share of it by weight for the canary, one shadow.</summary>
+        public int Wanted(string role)
+        {
+            var desired = Autoscaler.Desired;
+            return role == Primary ? desired
+                : Reference(role) is null || desired == 0 ? 0
+                : role == CanaryRole ? Math.Max(1, (int)Math.Round(desired * Spec.CanaryWeight / 100.0))
+                : 1;
+        }
 
         /// <summary>Deleted: every replica stopped; removed from memory once the step that deleted it is stored.</summary>
         public bool Gone { get; set; }
