@@ -107,6 +107,7 @@ internal sealed partial class DeploymentRouter : IDisposable
         var coldDeadline = _time.GetUtcNow() + options.ColdStartTimeout;
         DateTimeOffset? retryDeadline = null;
         string? lastError = null;
+        TeeStream? tee = null;
         while (true)
         {
             route = _controller.Route(deployment);
@@ -153,7 +154,8 @@ internal sealed partial class DeploymentRouter : IDisposable
             context.Request.Body = new MemoryStream(body, writable: false);
             context.Request.ContentLength = body.Length;
             context.Response.Headers["AiMass-Route"] = $"{role}; version={replica.Version.ToString(CultureInfo.InvariantCulture)}; job={replica.JobId.ToString(CultureInfo.InvariantCulture)}";
-            var tee = route.Shadow.Count > 0 && HttpMethods.IsPost(context.Request.Method) ? TeeResponse(context) : null;
+            // Once per request (a retry writes through the same copy), and only when a shadow will want the answer.
+            tee ??= route.Shadow.Count > 0 && HttpMethods.IsPost(context.Request.Method) ? TeeResponse(context) : null;
             var routing = Stopwatch.GetElapsedTime(started);
             ForwarderError error;
             using (replica.Begin(route.Load))
