@@ -161,10 +161,12 @@ internal static class JobsCommands
             AnsiConsole.Write(grid);
             if (job.Tasks.Count > 0)
             {
-                var tasks = new Table().AddColumns("TASK", "NODE", "STATE", "PID", "EXIT", "STARTED", "ENDED");
+                var external = job.Tasks.Any(t => t.ExternalId is not null);
+                var tasks = new Table().AddColumns("TASK", "NODE", "STATE", external ? "SLURM JOB" : "PID", "EXIT", "STARTED", "ENDED");
                 foreach (var t in job.Tasks)
                 {
-                    tasks.AddRow(Num(t.Index), Cli.Esc(t.Node), t.State.ToString().ToLowerInvariant(), t.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-",
+                    tasks.AddRow(Num(t.Index), Cli.Esc(t.Node), t.State.ToString().ToLowerInvariant(),
+                        Cli.Esc(t.ExternalId ?? t.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-"),
                         Cli.Esc(t.Exit ?? "-"), Cli.Time(t.StartedAt), t.EndedAt is { } te ? Cli.Time(te) : "-");
                 }
                 AnsiConsole.Write(tasks);

@@ -18,7 +18,7 @@ internal static class UpCommand
         var policy = jobs.Policy;
         var names = nodes.Count <= 4 ? string.Join(", ", nodes.Select(n => n.Name)) : $"{nodes[0].Name} ... {nodes[^1].Name}";
         return $"{nodes.Count} node(s) ({names}; {total}), {policy.Ordering.ToString().ToLowerInvariant()} ordering, "
-            + $"{policy.Backfill.ToString().ToLowerInvariant()} backfill, local executor";
+            + $"{policy.Backfill.ToString().ToLowerInvariant()} backfill, {jobs.ExecutorName} executor";
     }
 
     private static string? ClusterFile(string? path)
@@ -52,9 +52,15 @@ internal static class UpCommand
         {
             Description = "Cluster file: policy, queues, nodes (virtual ones all run on this machine) and dynamic pools; default one node with this machine's CPUs, memory and GPUs",
         };
+        var backend = new Option<string>("--backend")
+        {
+            Description = "Where jobs run: local (processes of this machine) or slurm (sbatch on the Slurm cluster this machine is a client of; nodes and partitions come from Slurm; see docs/slurm.md)",
+            DefaultValueFactory = _ => "local",
+        };
+        backend.AcceptOnlyFromAmong("local", "slurm");
         var command = new Command("up", "Start the control plane on the embedded default: SQLite, a content-addressed artifact store and a local executor in the data directory")
         {
-            dataDir, port, host, cluster,
+            dataDir, port, host, cluster, backend,
         };
         command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
@@ -70,6 +76,7 @@ internal static class UpCommand
                 [$"{ServerOptions.Section}:{nameof(ServerOptions.Port)}"] = p.ToString(CultureInfo.InvariantCulture),
                 [$"{ServerOptions.Section}:{nameof(ServerOptions.Host)}"] = parse.GetValue(host),
                 [$"{Jobs.JobOptions.Section}:{nameof(Jobs.JobOptions.ClusterFile)}"] = ClusterFile(parse.GetValue(cluster)),
+                ["Execution:Backend"] = parse.GetValue(backend),
             });
             await using (app)
             {
@@ -93,6 +100,10 @@ internal static class UpCommand
                 catch (Specs.SpecException ex)
                 {
                     throw new CliException(ex.Message);
+                }
+                catch (InvalidOperationException ex) when (ex.InnerException is IOException or InvalidOperationException)
+                {
+                    throw new CliException(ex.Message); // the backend's cluster could not be read (Slurm unreachable)
                 }
                 var address = app.GetListeningAddress();
                 Console.Out.WriteLine($"AI Mass {ThisAssemblyVersion()} control plane listening on {address.ToString().TrimEnd('/')}");

@@ -36,6 +36,38 @@ public sealed partial class LocalExecutor : IExecutor
     public string Name => "local";
 
     /// <inheritdoc />
+    public bool EnforcesWalltime => false;
+
+    /// <inheritdoc />
+    public string NodeAddress(string node) => "127.0.0.1";
+
+    /// <inheritdoc />
+    public Task<ExecutorCluster?> DiscoverAsync(CancellationToken cancellationToken) => Task.FromResult<ExecutorCluster?>(null);
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<TaskHandle>> StartAsync(GangLaunch gang, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(gang);
+        var started = new List<TaskHandle>(gang.Tasks.Count);
+        try
+        {
+            foreach (var launch in gang.Tasks)
+            {
+                started.Add(await StartAsync(launch, cancellationToken).ConfigureAwait(false));
+            }
+        }
+        catch
+        {
+            foreach (var handle in started)
+            {
+                Terminate(handle, kill: true);
+            }
+            throw;
+        }
+        return started;
+    }
+
+    /// <summary>Starts one task.</summary>
     public Task<TaskHandle> StartAsync(TaskLaunch launch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(launch);
@@ -90,7 +122,7 @@ public sealed partial class LocalExecutor : IExecutor
             {
                 _children.Remove(task.Pid);
             }
-            var fromFile = ReadExit(task);
+            var fromFile = ExitFile.Read(task.ExitPath);
             var code = child.ExitCode;
             child.Dispose();
             // The wrapper is gone (its command ended, or it was killed): nothing of the task may outlive it.
@@ -118,7 +150,7 @@ public sealed partial class LocalExecutor : IExecutor
             return null;
         }
         ProcessTree.KillGroup(task.Pid);
-        return ReadExit(task) ?? TaskExit.Lost("the process ended without recording an exit status (killed with its wrapper, or the machine restarted)");
+        return ExitFile.Read(task.ExitPath) ?? TaskExit.Lost("the process ended without recording an exit status (killed with its wrapper, or the machine restarted)");
     }
 
     /// <inheritdoc />
@@ -146,12 +178,17 @@ public sealed partial class LocalExecutor : IExecutor
         ArgumentNullException.ThrowIfNull(task);
         return ProcessTree.IsAlive(task.Pid, task.ProcessStart) ? ProcessTree.Usage(task.Pid) : null;
     }
+}
 
-    private static TaskExit? ReadExit(TaskHandle task)
+/// <summary>The file a task's wrapper writes the command's exit status to (atomically: written aside, then renamed).</summary>
+internal static class ExitFile
+{
+    /// <summary>The recorded status, or null when there is none (yet).</summary>
+    public static TaskExit? Read(string path)
     {
         try
         {
-            var text = File.ReadAllText(task.ExitPath).Trim();
+            var text = File.ReadAllText(path).Trim();
             return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var code) ? TaskExit.FromCode(code) : null;
         }
         catch (IOException)

@@ -39,6 +39,10 @@ public sealed partial class JobController : IAsyncDisposable
     private readonly ControlLoop _control;
     private ClusterScheduler _scheduler = new();
     private ClusterSpec _cluster = new();
+    private readonly Dictionary<string, string> _queuePartitions = new(StringComparer.Ordinal);
+    private ExecutorCluster? _discovered;
+    private DateTimeOffset _nextDiscovery;
+    private Task<ExecutorCluster?>? _discovery;
     private ClusterSnapshot _snapshot = ClusterSnapshot.Empty;
     private Dictionary<string, (double Cpu, long Memory)> _usage = [];
     private long _lastUsageSample;
@@ -60,6 +64,9 @@ public sealed partial class JobController : IAsyncDisposable
     /// <summary>The control plane's address, given to tasks as <c>AIMASS_SERVER</c>.</summary>
     public Uri? ServerAddress { get; set; }
 
+    /// <summary>Where tasks run (<c>local</c>, <c>slurm</c>).</summary>
+    public string ExecutorName => _executor.Name;
+
     /// <summary>The policy in force.</summary>
     public SchedulerPolicy Policy => _scheduler.Policy;
 
@@ -70,9 +77,14 @@ public sealed partial class JobController : IAsyncDisposable
         {
             await db.Database.MigrateAsync(cancellationToken).ConfigureAwait(false);
         }
-        _cluster = LoadCluster();
+        _cluster = await LoadClusterAsync(cancellationToken).ConfigureAwait(false);
         _scheduler = new ClusterScheduler(_cluster.Policy, _time);
         _cluster.ApplyTo(_scheduler);
+        foreach (var node in _discovered?.Nodes.Where(n => !n.Available && _scheduler.GetNode(n.Name) is not null) ?? [])
+        {
+            _scheduler.SetNodeState(node.Name, NodeState.Draining, $"{_executor.Name}: {node.State}{(node.Reason is null ? "" : " (" + node.Reason + ")")}");
+        }
+        _nextDiscovery = _time.GetUtcNow() + _options.DiscoveryInterval;
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -97,26 +109,129 @@ public sealed partial class JobController : IAsyncDisposable
         _gate.Dispose();
     }
 
-    private ClusterSpec LoadCluster()
+    private async Task<ClusterSpec> LoadClusterAsync(CancellationToken cancellationToken)
     {
+        ClusterSpec? declared = null;
         if (_options.ClusterFile is { } file)
         {
             string text;
             try
             {
-                text = File.ReadAllText(file);
+                text = await File.ReadAllTextAsync(file, cancellationToken).ConfigureAwait(false);
             }
             catch (IOException e)
             {
                 throw new SpecException(file, [new SpecError("", 0, 0, $"cannot read the cluster file: {e.Message}")]);
             }
-            return ClusterSpecReader.Parse(text, file);
+            declared = ClusterSpecReader.Parse(text, file);
+        }
+        ExecutorCluster? discovered;
+        try
+        {
+            discovered = await _executor.DiscoverAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException)
+        {
+            throw new InvalidOperationException($"cannot read the {_executor.Name} cluster's nodes and partitions: {e.Message}", e);
+        }
+        if (discovered is not null)
+        {
+            if (declared is { Nodes.Count: > 0 } or { Pools.Count: > 0 })
+            {
+                throw new SpecException(_options.ClusterFile!, [new SpecError("nodes", 0, 0,
+                    $"with the {_executor.Name} backend, nodes and pools come from {_executor.Name}; the cluster file may only set the policy and queues")]);
+            }
+            _discovered = discovered;
+            return ManagedCluster(discovered, declared);
+        }
+        if (declared is not null)
+        {
+            return declared;
         }
         var machine = LocalMachine.Describe();
         return new ClusterSpec
         {
             Nodes = [new NodeSpec("local", "local", machine.Capacity) { GpuModel = machine.GpuModel, GpuMemoryBytes = machine.GpuMemoryBytes }],
         };
+    }
+
+    /// <summary>The label every node of a backend's partition carries (<c>partition.NAME: "true"</c>).</summary>
+    private static string PartitionLabel(string partition) => "partition." + partition;
+
+    /// <summary>
+    /// The cluster a backend owns (Slurm), as AI Mass's scheduler sees it: its partitions as pools and queues, its
+    /// nodes read-only. When the backend does the scheduling, each partition is one node of unbounded size, so every
+    /// job is submitted at once and waits in the backend's own queue.
+    /// </summary>
+    private ClusterSpec ManagedCluster(ExecutorCluster discovered, ClusterSpec? declared)
+    {
+        var defaultPartition = discovered.Partitions.FirstOrDefault(p => p.IsDefault)?.Name ?? (discovered.Partitions.Count > 0 ? discovered.Partitions[0].Name : null)
+            ?? throw new InvalidOperationException($"the {_executor.Name} cluster has no partition");
+        var queues = (declared?.Queues ?? []).ToList();
+        foreach (var partition in discovered.Partitions.Where(p => p.Name != JobDefaults.Queue && queues.All(q => q.Name != p.Name)))
+        {
+            queues.Add(new QueueSpec(partition.Name));
+        }
+        _queuePartitions.Clear();
+        foreach (var queue in queues.Select(q => q.Name).Append(JobDefaults.Queue))
+        {
+            _queuePartitions[queue] = discovered.QueuePartitions.GetValueOrDefault(queue)
+                ?? (discovered.Partitions.Any(p => p.Name == queue) ? queue : defaultPartition);
+        }
+        List<NodeSpec> nodes;
+        if (discovered.DelegatesScheduling)
+        {
+            nodes = discovered.Partitions.Select(p =>
+            {
+                var total = discovered.Nodes.Where(n => n.Partitions.Contains(p.Name)).Aggregate(ResourceVector.Zero, (sum, n) => sum + n.Capacity);
+                return new NodeSpec(VirtualNode(p.Name), p.Name, total * 1000) { Labels = new Dictionary<string, string> { [PartitionLabel(p.Name)] = "true" } };
+            }).ToList();
+        }
+        else
+        {
+            nodes = discovered.Nodes.Select(n =>
+            {
+                var labels = n.Partitions.ToDictionary(PartitionLabel, _ => "true", StringComparer.Ordinal);
+                foreach (var feature in n.Features)
+                {
+                    labels[feature] = "true";
+                }
+                var pool = n.Partitions.Contains(defaultPartition) ? defaultPartition : n.Partitions.Count > 0 ? n.Partitions[0] : defaultPartition;
+                return new NodeSpec(n.Name, pool, n.Capacity) { Labels = labels, GpuModel = n.GpuModel };
+            }).ToList();
+        }
+        return new ClusterSpec { Policy = declared?.Policy ?? new SchedulerPolicy(), Queues = queues, Nodes = nodes };
+    }
+
+    /// <summary>The node that stands for a whole partition when the backend does the scheduling.</summary>
+    private static string VirtualNode(string partition) => "partition:" + partition;
+
+    /// <summary>Applies the backend's node states (drained, down, back) to the scheduler; new nodes join.</summary>
+    private void ApplyDiscovery(Step step, ExecutorCluster discovered)
+    {
+        _discovered = discovered;
+        if (discovered.DelegatesScheduling)
+        {
+            return;
+        }
+        foreach (var node in discovered.Nodes)
+        {
+            var known = _scheduler.GetNode(node.Name);
+            if (known is null)
+            {
+                var labels = node.Partitions.ToDictionary(PartitionLabel, _ => "true", StringComparer.Ordinal);
+                _scheduler.AddNode(new NodeSpec(node.Name, node.Partitions.Count > 0 ? node.Partitions[0] : _executor.Name, node.Capacity) { Labels = labels, GpuModel = node.GpuModel },
+                    node.Available ? NodeState.Up : NodeState.Draining);
+                continue;
+            }
+            // An unavailable node takes no new work; what runs there is left to the backend, which reports how it ends.
+            var wanted = node.Available ? NodeState.Up : NodeState.Draining;
+            if (known.State != wanted)
+            {
+                _scheduler.SetNodeState(node.Name, wanted, node.Available ? $"{_executor.Name}: {node.State}" : $"{_executor.Name}: {node.State}{(node.Reason is null ? "" : " (" + node.Reason + ")")}");
+            }
+        }
+        DrainSchedulerEvents(step);
     }
 
     // ---------------------------------------------------------------------------------------------------- API
@@ -443,6 +558,12 @@ public sealed partial class JobController : IAsyncDisposable
             {
                 throw JobsException.NotFound($"node '{name}' does not exist; nodes: {string.Join(", ", _scheduler.Nodes.Select(n => n.Spec.Name))}");
             }
+            if (_discovered is not null)
+            {
+                throw JobsException.Invalid("state", $"node '{name}' is managed by {_executor.Name}: change its state there"
+                    + (_executor.Name == "slurm" ? $" (scontrol update nodename={name} state={(target == NodeState.Up ? "resume" : target == NodeState.Draining ? "drain" : "down")} reason=...)" : "")
+                    + "; AI Mass follows within Jobs:DiscoveryInterval");
+            }
             await using var db = await _db.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
             var step = new Step(db, _time.GetUtcNow());
             var affected = _scheduler.SetNodeState(name, target, reason ?? "set by an operator");
@@ -528,6 +649,7 @@ public sealed partial class JobController : IAsyncDisposable
             HandleExit(step, exit.Job, exit.Task, exit.Exit);
         }
         CheckDeadlines(step);
+        Rediscover(step);
         var started = Stopwatch.GetTimestamp();
         var pass = _scheduler.Schedule();
         _metrics.Pass(Stopwatch.GetElapsedTime(started));
@@ -565,11 +687,41 @@ public sealed partial class JobController : IAsyncDisposable
         Publish();
     }
 
+    /// <summary>Reads a backend's nodes again now and then, in the background, and applies the answer at a later step.</summary>
+    private void Rediscover(Step step)
+    {
+        if (_discovered is null)
+        {
+            return;
+        }
+        if (_discovery is { IsCompleted: true } done)
+        {
+            _discovery = null;
+            if (done.IsCompletedSuccessfully && done.Result is { } fresh)
+            {
+                ApplyDiscovery(step, fresh);
+            }
+            else if (done.Exception?.InnerException is { } e)
+            {
+                DiscoveryFailed(_logger, _executor.Name, e.Message);
+            }
+        }
+        if (_discovery is null && step.Now >= _nextDiscovery)
+        {
+            _nextDiscovery = step.Now + _options.DiscoveryInterval;
+            _discovery = _executor.DiscoverAsync(_control.Stopping);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "cannot read the {Backend} cluster's nodes: {Error}")]
+    private static partial void DiscoveryFailed(ILogger logger, string backend, string error);
+
     private void CheckDeadlines(Step step)
     {
         foreach (var job in _jobs.Values.ToList())
         {
-            if (job.Row.State == JobState.Running && job.Spec.Walltime is { } w && job.StartedAt is { } started && step.Now >= started + w)
+            if (job.Row.State == JobState.Running && job.Spec.Walltime is { } w && job.StartedAt is { } started
+                && step.Now >= started + w + (_executor.EnforcesWalltime ? TimeSpan.FromMinutes(Math.Ceiling(w.TotalMinutes)) - w + _options.WalltimeBackstop : TimeSpan.Zero))
             {
                 BeginStop(step, job, StopKind.Walltime, $"walltime of {Quantity.FormatDuration(w)} exceeded", null);
             }
@@ -620,7 +772,13 @@ public sealed partial class JobController : IAsyncDisposable
                 }
                 return;
             }
-            var kind = exit.ExitCode is null ? StopKind.Lost : StopKind.TaskFailed;
+            var kind = exit.End switch
+            {
+                TaskEnd.Walltime => StopKind.Walltime,
+                TaskEnd.Preempted => StopKind.Preempted,
+                TaskEnd.Lost or TaskEnd.NodeFailure => StopKind.Lost,
+                _ => exit.ExitCode is null ? StopKind.Lost : StopKind.TaskFailed,
+            };
             BeginStop(step, job, kind, $"task {row.TaskIndex} {exit.Description}", null);
             return;
         }
@@ -696,9 +854,7 @@ public sealed partial class JobController : IAsyncDisposable
                 // A task that keeps failing soon after it starts is restarted after a growing pause (as Kubernetes'
                 // CrashLoopBackOff), so a broken command does not spin; an attempt that ran long resets the pause.
                 job.QuickFailures = ran < _options.RestartBackoffReset ? job.QuickFailures + 1 : 0;
-                var backoff = job.QuickFailures == 0 || _options.RestartBackoff <= TimeSpan.Zero
-                    ? TimeSpan.Zero
-                    : TimeSpan.FromTicks(Math.Min(_options.MaxRestartBackoff.Ticks, _options.RestartBackoff.Ticks << Math.Min(job.QuickFailures - 1, 30)));
+                var backoff = Backoff(job.QuickFailures);
                 Requeue(step, job, $"restart {job.Row.Restarts} of {job.Spec.MaxRestarts} after {job.Row.Reason}"
                     + (job.Row.ResumeFrom is { } r ? $"; resumes from {r}" : "; no checkpoint reported, starts over")
                     + (backoff > TimeSpan.Zero ? $"; waits {backoff.TotalSeconds:0.#} s first (failure {job.QuickFailures} within {_options.RestartBackoffReset.TotalMinutes:0} min of starting)" : ""),
@@ -793,7 +949,8 @@ public sealed partial class JobController : IAsyncDisposable
         var workDir = job.Spec.WorkingDir ?? Path.Combine(jobDir, "work");
         var checkpointDir = Path.Combine(jobDir, "checkpoints");
         Directory.CreateDirectory(checkpointDir);
-        var addresses = string.Join(",", prepared.Ports.Select(p => $"127.0.0.1:{p.ToString(CultureInfo.InvariantCulture)}"));
+        var addresses = string.Join(",", prepared.Tasks.Select((t, i) => $"{_executor.NodeAddress(t.Node)}:{prepared.Ports[i].ToString(CultureInfo.InvariantCulture)}"));
+        var launches = new List<TaskLaunch>(prepared.Tasks.Count);
         for (var i = 0; i < prepared.Tasks.Count; i++)
         {
             var taskRow = prepared.Tasks[i];
@@ -804,6 +961,7 @@ public sealed partial class JobController : IAsyncDisposable
                 ["AIMASS_NUM_TASKS"] = prepared.Tasks.Count.ToString(CultureInfo.InvariantCulture),
                 ["AIMASS_ATTEMPT"] = row.Attempt.ToString(CultureInfo.InvariantCulture),
                 ["AIMASS_NODE"] = taskRow.Node,
+                ["AIMASS_NODE_ADDRESS"] = _executor.NodeAddress(taskRow.Node),
                 ["AIMASS_TASK_ADDRESSES"] = addresses,
                 ["AIMASS_TASK_PORT"] = prepared.Ports[i].ToString(CultureInfo.InvariantCulture),
                 ["AIMASS_CHECKPOINT_DIR"] = checkpointDir,
@@ -816,31 +974,70 @@ public sealed partial class JobController : IAsyncDisposable
             {
                 env["AIMASS_RESUME_FROM"] = resume;
             }
-            var launch = new TaskLaunch(row.Id, taskRow.TaskIndex, row.Attempt, taskRow.Node, job.Spec.Command, workDir, env, taskRow.LogPath);
-            try
+            launches.Add(new TaskLaunch(row.Id, taskRow.TaskIndex, row.Attempt, taskRow.Node, job.Spec.Command, workDir, env, taskRow.LogPath));
+        }
+        var gang = new GangLaunch(row.Id, row.Attempt, job.Spec.Name, row.Queue, job.Spec.Resources, job.Spec.Walltime, launches);
+        IReadOnlyList<TaskHandle> handles;
+        try
+        {
+            handles = await _executor.StartAsync(gang, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ExecutorUnavailableException e)
+        {
+            // The backend could not be reached (Slurm's controller down): the attempt is tried again after a pause,
+            // a bounded number of times, then the job fails with the backend's own error.
+            MarkNotStarted(step, prepared.Tasks, $"not submitted: {e.Message}");
+            job.SubmitFailures++;
+            if (job.SubmitFailures > _options.SubmitRetries)
             {
-                var handle = await _executor.StartAsync(launch, cancellationToken).ConfigureAwait(false);
-                taskRow.Pid = handle.Pid;
-                taskRow.ProcessStart = handle.ProcessStart;
-                step.Dirty(taskRow);
-                Watch(job, new RunningTask(taskRow, handle));
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception or InvalidOperationException or ArgumentException)
-            {
-                // Tasks that did start are stopped; the job fails: a spec that cannot start will not start next time either.
-                for (var k = i; k < prepared.Tasks.Count; k++)
-                {
-                    prepared.Tasks[k].State = TaskState.Failed;
-                    prepared.Tasks[k].ExitDescription = k == i ? $"could not start: {e.Message}" : "not started";
-                    prepared.Tasks[k].EndedAtMs = step.Now.ToUnixTimeMilliseconds();
-                    step.Dirty(prepared.Tasks[k]);
-                }
                 job.NoRestart = true;
-                BeginStop(step, job, StopKind.TaskFailed, $"task {taskRow.TaskIndex} could not start: {e.Message}", step.Now);
+                BeginStop(step, job, StopKind.TaskFailed, $"the {_executor.Name} backend did not take the job after {job.SubmitFailures} tries: {e.Message}", step.Now);
                 return;
             }
+            var pause = Backoff(job.SubmitFailures);
+            step.Add(Event(row.Id, null, "submit_failed", $"job {row.Id}: {e.Message}; try {job.SubmitFailures + 1} of {_options.SubmitRetries + 1} in {pause.TotalSeconds:0.#} s"));
+            Requeue(step, job, $"the {_executor.Name} backend is unreachable ({e.Message}); submitted again in {pause.TotalSeconds:0.#} s", step.Now + pause);
+            return;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception or InvalidOperationException or ArgumentException)
+        {
+            // The job fails: a spec that cannot start will not start next time either.
+            MarkNotStarted(step, prepared.Tasks, $"could not start: {e.Message}");
+            job.NoRestart = true;
+            BeginStop(step, job, StopKind.TaskFailed, $"job {row.Id} could not start: {e.Message}", step.Now);
+            return;
+        }
+        job.SubmitFailures = 0;
+        for (var i = 0; i < handles.Count; i++)
+        {
+            var taskRow = prepared.Tasks[i];
+            taskRow.Pid = handles[i].Pid;
+            taskRow.ProcessStart = handles[i].ProcessStart;
+            taskRow.ExternalId = handles[i].ExternalId;
+            step.Dirty(taskRow);
+            Watch(job, new RunningTask(taskRow, handles[i]));
+        }
+        if (handles.Count > 0 && handles[0].ExternalId is { } external)
+        {
+            step.Add(Event(row.Id, null, "dispatched", $"job {row.Id} attempt {row.Attempt} submitted to {_executor.Name} as job {external}"));
         }
     }
+
+    private static void MarkNotStarted(Step step, List<TaskRow> tasks, string why)
+    {
+        foreach (var task in tasks)
+        {
+            task.State = TaskState.Failed;
+            task.ExitDescription = why;
+            task.EndedAtMs = step.Now.ToUnixTimeMilliseconds();
+            step.Dirty(task);
+        }
+    }
+
+    /// <summary>The pause before try <paramref name="failures"/> + 1: the restart back-off, doubling, capped.</summary>
+    private TimeSpan Backoff(int failures) => failures <= 0 || _options.RestartBackoff <= TimeSpan.Zero
+        ? TimeSpan.Zero
+        : TimeSpan.FromTicks(Math.Min(_options.MaxRestartBackoff.Ticks, _options.RestartBackoff.Ticks << Math.Min(failures - 1, 30)));
 
     private void Watch(ActiveJob job, RunningTask task)
     {
@@ -959,15 +1156,17 @@ public sealed partial class JobController : IAsyncDisposable
             var ended = new List<(RunningTask Task, TaskExit Exit)>();
             foreach (var t in tasks.Where(t => t.State == TaskState.Running))
             {
-                var handle = new TaskHandle(row.Id, t.TaskIndex, t.Attempt, t.Node, t.Pid, t.ProcessStart, t.LogPath, t.ExitPath);
-                if (t.Pid == 0 && _executor.Find(handle) is { } located)
+                var handle = new TaskHandle(row.Id, t.TaskIndex, t.Attempt, t.Node, t.Pid, t.ProcessStart, t.LogPath, t.ExitPath) { ExternalId = t.ExternalId };
+                if (!handle.IsLaunched && _executor.Find(handle) is { } located)
                 {
+                    // Started by the previous run, which stopped before recording it: found again, not started twice.
                     handle = located;
                     t.Pid = located.Pid;
                     t.ProcessStart = located.ProcessStart;
+                    t.ExternalId = located.ExternalId;
                     step.Dirty(t);
                 }
-                var probe = t.Pid == 0 ? _executor.Probe(handle) ?? TaskExit.Lost("its launch was not completed") : _executor.Probe(handle);
+                var probe = handle.IsLaunched ? _executor.Probe(handle) : _executor.Probe(handle) ?? TaskExit.Lost("its launch was not completed");
                 if (probe is null)
                 {
                     alive.Add(new RunningTask(t, handle));
@@ -1089,7 +1288,7 @@ public sealed partial class JobController : IAsyncDisposable
 
     // ---------------------------------------------------------------------------------------------------- helpers
 
-    private static JobRequest Request(long id, JobSpec spec, DateTimeOffset submitted) => new(id, spec.Replicas, spec.Resources)
+    private JobRequest Request(long id, JobSpec spec, DateTimeOffset submitted) => new(id, spec.Replicas, spec.Resources)
     {
         Name = spec.Name,
         Queue = spec.Queue,
@@ -1097,7 +1296,10 @@ public sealed partial class JobController : IAsyncDisposable
         Priority = spec.Priority,
         Walltime = spec.Walltime,
         Preemptible = spec.Preemptible,
-        NodeSelector = spec.NodeSelector,
+        // On a backend's cluster a queue's jobs run on its partition's nodes only.
+        NodeSelector = _queuePartitions.TryGetValue(spec.Queue, out var partition)
+            ? new Dictionary<string, string>(spec.NodeSelector, StringComparer.Ordinal) { [PartitionLabel(partition)] = "true" }
+            : spec.NodeSelector,
         SubmitTime = submitted,
     };
 
@@ -1154,6 +1356,7 @@ public sealed partial class JobController : IAsyncDisposable
             Tasks = tasks.Select(t => new TaskInfo(t.TaskIndex, t.Attempt, t.Node, t.State)
             {
                 Pid = t.Pid == 0 ? null : t.Pid,
+                ExternalId = t.ExternalId,
                 ExitCode = t.ExitCode,
                 Exit = t.ExitDescription,
                 StartedAt = DateTimeOffset.FromUnixTimeMilliseconds(t.StartedAtMs),
@@ -1251,6 +1454,9 @@ public sealed partial class JobController : IAsyncDisposable
 
         /// <summary>Attempts in a row that failed soon after starting (the restart back-off grows with them).</summary>
         public int QuickFailures { get; set; }
+
+        /// <summary>Submissions in a row the backend could not be reached for.</summary>
+        public int SubmitFailures { get; set; }
 
         public DateTimeOffset? StartedAt { get; set; }
 

@@ -34,9 +34,21 @@ public sealed class JobOptions
     /// <summary>How often the live CPU and memory use of tasks is sampled for <c>aimass nodes</c>.</summary>
     public TimeSpan UsageSampleInterval { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Where tasks run: <c>local</c> (processes of this machine).</summary>
-    [RegularExpression("^local$", ErrorMessage = "Jobs:Backend must be 'local' (the Slurm backend is not built yet)")]
-    public string Backend { get; set; } = "local";
+    /// <summary>
+    /// How many times in a row an attempt is submitted again when its backend cannot be reached (Slurm's controller
+    /// down), with the restart pause between tries, before the job fails with the backend's error.
+    /// </summary>
+    [Range(0, 1000)]
+    public int SubmitRetries { get; set; } = 5;
+
+    /// <summary>With a backend that owns its cluster (Slurm), how often its nodes are read again (drained or down nodes stop taking work).</summary>
+    public TimeSpan DiscoveryInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// With a backend that enforces walltimes itself (Slurm, in whole minutes), how long after the limit the control
+    /// plane stops the job anyway, in case the backend did not.
+    /// </summary>
+    public TimeSpan WalltimeBackstop { get; set; } = TimeSpan.FromMinutes(2);
 }
 
 /// <summary>A request the job service refuses; carries the HTTP status, a stable code and the field when known.</summary>

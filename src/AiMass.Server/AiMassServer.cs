@@ -1,4 +1,5 @@
 using AiMass.Execution;
+using AiMass.Execution.Slurm;
 using AiMass.Jobs;
 using AiMass.Jobs.Deployments;
 using AiMass.Jobs.Storage;
@@ -135,7 +136,26 @@ public static class AiMassServer
         services.AddHostedService<RegistryStartup>();
         services.AddOptions<JobOptions>().Bind(configuration.GetSection(JobOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.AddDbContextFactory<JobsDbContext>((sp, o) => JobsDbContext.Configure(o, Path.Combine(DataDirectory(sp), RegistryBackup.DatabaseFile)));
-        services.AddSingleton<IExecutor, LocalExecutor>(_ => new LocalExecutor());
+        services.AddOptions<SlurmOptions>().Bind(configuration.GetSection(SlurmOptions.Section));
+        var backend = configuration["Execution:Backend"] ?? "local";
+        switch (backend)
+        {
+            case "local":
+                services.AddSingleton<IExecutor, LocalExecutor>(_ => new LocalExecutor());
+                break;
+            case "slurm":
+                services.AddSingleton<IExecutor>(sp =>
+                {
+                    var options = sp.GetRequiredService<IOptions<SlurmOptions>>().Value;
+                    var data = DataDirectory(sp);
+                    // This control plane's mark on its Slurm jobs: two control planes under one user never take each other's jobs.
+                    var tag = "aimass-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(data)))[..12];
+                    return new SlurmExecutor(options, new SlurmProcessCommands(options), tag, Path.Combine(data, "slurm"));
+                });
+                break;
+            default:
+                throw new InvalidOperationException($"Execution:Backend must be 'local' or 'slurm' (got '{backend}')");
+        }
         services.AddSingleton(sp => new JobMetrics(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.AddSingleton(sp =>
         {

@@ -61,8 +61,11 @@ public sealed record ResourceAmounts(long CpuMillis, long MemoryBytes, long Gpus
 /// <summary>One task of the current (or last) attempt of a job.</summary>
 public sealed record TaskInfo(int Index, int Attempt, string Node, TaskState State)
 {
-    /// <summary>Process id on its node.</summary>
+    /// <summary>Process id on its node (local executor).</summary>
     public int? Pid { get; init; }
+
+    /// <summary>The resource manager's job id (Slurm), when the task runs under one.</summary>
+    public string? ExternalId { get; init; }
 
     /// <summary>Exit code when it ended.</summary>
     public int? ExitCode { get; init; }

@@ -31,6 +31,7 @@ internal sealed class TaskRow
     public string Node { get; set; } = "";
     public int Pid { get; set; }
     public long ProcessStart { get; set; }
+    public string? ExternalId { get; set; }
     public string LogPath { get; set; } = "";
     public string ExitPath { get; set; } = "";
     public TaskState State { get; set; }

@@ -348,6 +348,9 @@ namespace AiMass.Jobs.Storage.Migrations
                         .HasColumnType("TEXT")
                         .HasColumnName("exit_path");
 
+                    b.Property<string>("ExternalId")
+                        .HasColumnType("TEXT");
+
                     b.Property<long>("JobId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("job_id");

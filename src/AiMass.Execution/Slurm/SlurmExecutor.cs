@@ -1,0 +1,423 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+
+namespace AiMass.Execution.Slurm;
+
+/// <summary>
+/// Runs each attempt of a job as one Slurm batch job: one allocation whose <c>srun</c> step starts every task of the
+/// gang together. Each task runs through a small shell wrapper that appends its output to the task's log file and
+/// records its exit status in a file (as the local executor's does), on the file system the compute nodes share with
+/// the control plane. One <c>squeue --json</c> call per poll interval follows every job; <c>scancel</c> stops them.
+/// Jobs carry the control plane's tag in their comment, so a restarted control plane finds its own jobs again.
+/// </summary>
+public sealed class SlurmExecutor : IExecutor, IDisposable
+{
+    private readonly SlurmOptions _options;
+    private readonly ISlurmCommands _commands;
+    private readonly string _tag;
+    private readonly string _scripts;
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<SlurmJob?>> _waiting = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int> _misses = new(StringComparer.Ordinal);
+    private readonly Lock _refreshLock = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Lock _startLock = new();
+    private Task? _poller;
+    private volatile IReadOnlyDictionary<string, SlurmJob> _snapshot = new Dictionary<string, SlurmJob>();
+    private long _snapshotTicks = long.MinValue;
+    private volatile Dictionary<string, ExecutorNode> _nodes = [];
+    private IReadOnlyList<ExecutorPartition> _partitions = [];
+
+    /// <summary>Creates the executor; <paramref name="tag"/> and <paramref name="scriptDirectory"/> fill in what the options leave empty.</summary>
+    public SlurmExecutor(SlurmOptions options, ISlurmCommands commands, string tag, string scriptDirectory)
+    {
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _commands = commands ?? throw new ArgumentNullException(nameof(commands));
+        _tag = options.Tag.Length > 0 ? options.Tag : tag;
+        _scripts = options.ScriptDirectory.Length > 0 ? options.ScriptDirectory : scriptDirectory;
+        if (_tag.Length == 0 || _tag.Any(char.IsWhiteSpace))
+        {
+            throw new ArgumentException($"the Slurm tag '{_tag}' must be a non-empty word", nameof(tag));
+        }
+    }
+
+    /// <inheritdoc />
+    public string Name => "slurm";
+
+    /// <inheritdoc />
+    public bool EnforcesWalltime => true;
+
+    /// <summary>The message of the last failed poll, while Slurm cannot be reached; null when the last poll succeeded.</summary>
+    public string? LastError { get; private set; }
+
+    /// <summary>The Slurm job name of an attempt: <c>aimass-JOB.ATTEMPT</c>.</summary>
+    public static string JobName(long jobId, int attempt) => string.Create(CultureInfo.InvariantCulture, $"aimass-{jobId}.{attempt}");
+
+    /// <summary>The Slurm job this control plane submitted for an attempt, as the last poll saw it; null when unknown.</summary>
+    public SlurmJob? Lookup(string slurmJobId) => _snapshot.GetValueOrDefault(slurmJobId);
+
+    /// <inheritdoc />
+    public string NodeAddress(string node) => _nodes.TryGetValue(node, out var n) ? n.Address : node;
+
+    /// <inheritdoc />
+    public Task<ExecutorCluster?> DiscoverAsync(CancellationToken cancellationToken) => Task.Run<ExecutorCluster?>(() =>
+    {
+        var nodes = SlurmJson.ParseNodes(_commands.Run("sinfo", ["--json"]));
+        var partitions = SlurmJson.ParsePartitions(_commands.Run("scontrol", ["--oneliner", "show", "partition"]));
+        _nodes = nodes.ToDictionary(n => n.Name, StringComparer.Ordinal);
+        _partitions = partitions;
+        return new ExecutorCluster(partitions, nodes)
+        {
+            QueuePartitions = _options.Queues.Where(q => q.Value.Partition.Length > 0).ToDictionary(q => q.Key, q => q.Value.Partition, StringComparer.Ordinal),
+            DelegatesScheduling = _options.DelegatesScheduling,
+        };
+    }, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<TaskHandle>> StartAsync(GangLaunch gang, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(gang);
+        if (gang.Tasks.Count == 0 || gang.Tasks.Any(t => t.Command.Count == 0))
+        {
+            throw new ArgumentException("the command is empty", nameof(gang));
+        }
+        return Task.Run<IReadOnlyList<TaskHandle>>(() =>
+        {
+            var dir = Path.Combine(_scripts, $"job-{gang.JobId.ToString(CultureInfo.InvariantCulture)}", $"attempt-{gang.Attempt.ToString(CultureInfo.InvariantCulture)}");
+            Directory.CreateDirectory(dir);
+            foreach (var task in gang.Tasks)
+            {
+                Directory.CreateDirectory(task.WorkingDirectory);
+                Directory.CreateDirectory(Path.GetDirectoryName(task.LogPath)!);
+                File.Delete(task.LogPath + ".exit");
+                WriteScript(Path.Combine(dir, $"task-{task.TaskIndex.ToString(CultureInfo.InvariantCulture)}.sh"), TaskScript(task));
+            }
+            var batch = Path.Combine(dir, "batch.sh");
+            WriteScript(batch, BatchScript(gang, dir));
+            var output = _commands.Run("sbatch", SubmitArguments(gang, batch)).Trim();
+            var id = output.Split(';')[0].Trim();
+            if (id.Length == 0 || !id.All(char.IsAsciiDigit))
+            {
+                throw new SlurmCommandException($"sbatch answered '{output}' instead of a job id");
+            }
+            return gang.Tasks.Select(t => new TaskHandle(gang.JobId, t.TaskIndex, gang.Attempt, t.Node, 0, 0, t.LogPath, t.LogPath + ".exit") { ExternalId = id }).ToList();
+        }, cancellationToken);
+    }
+
+    /// <summary>The <c>sbatch</c> arguments for an attempt (public for tests and for <c>docs/slurm.md</c>'s table).</summary>
+    public IReadOnlyList<string> SubmitArguments(GangLaunch gang, string batchScript)
+    {
+        ArgumentNullException.ThrowIfNull(gang);
+        var perTask = gang.PerTask;
+        var cpus = Math.Max(1, (perTask.CpuMillis + 999) / 1000);
+        var args = new List<string>
+        {
+            "--parsable",
+            "--job-name=" + JobName(gang.JobId, gang.Attempt),
+            $"--comment={_tag} job={gang.JobId.ToString(CultureInfo.InvariantCulture)} attempt={gang.Attempt.ToString(CultureInfo.InvariantCulture)}",
+            "--ntasks=" + gang.Tasks.Count.ToString(CultureInfo.InvariantCulture),
+            "--cpus-per-task=" + cpus.ToString(CultureInfo.InvariantCulture),
+            // Memory per CPU, so that it scales with the tasks Slurm places on each node (--mem would be per node).
+            "--mem-per-cpu=" + Math.Max(1, (perTask.MemoryBytes + (cpus << 20) - 1) / (cpus << 20)).ToString(CultureInfo.InvariantCulture) + "M",
+            "--output=" + gang.Tasks[0].LogPath,
+            "--open-mode=append",
+            "--chdir=" + gang.Tasks[0].WorkingDirectory,
+            "--no-requeue", // AI Mass decides about retries; a job Slurm requeued on its own would run twice
+        };
+        if (perTask.Gpus > 0)
+        {
+            args.Add("--gpus-per-task=" + perTask.Gpus.ToString(CultureInfo.InvariantCulture));
+        }
+        if (gang.Walltime is { } walltime)
+        {
+            args.Add("--time=" + SlurmJson.FormatTime(walltime));
+        }
+        var nodes = gang.Tasks.Select(t => t.Node).Distinct(StringComparer.Ordinal).ToList();
+        var pinned = !_options.DelegatesScheduling && nodes.All(_nodes.ContainsKey);
+        _options.Queues.TryGetValue(gang.Queue, out var mapped);
+        if (Partition(gang.Queue, mapped, pinned ? nodes : null) is { } partition)
+        {
+            args.Add("--partition=" + partition);
+        }
+        if (pinned)
+        {
+            args.Add("--nodelist=" + string.Join(',', nodes));
+            args.Add("--nodes=" + nodes.Count.ToString(CultureInfo.InvariantCulture));
+        }
+        var account = mapped is { Account.Length: > 0 } ? mapped.Account : _options.Account;
+        if (account.Length > 0)
+        {
+            args.Add("--account=" + account);
+        }
+        var qos = mapped is { Qos.Length: > 0 } ? mapped.Qos : _options.Qos;
+        if (qos.Length > 0)
+        {
+            args.Add("--qos=" + qos);
+        }
+        args.AddRange(_options.ExtraArguments);
+        args.Add(batchScript);
+        return args;
+    }
+
+    /// <summary>
+    /// The partition of a queue: the configured one, else the partition of the queue's name, else none (Slurm's
+    /// default). When the job is pinned to nodes, a partition that holds them all.
+    /// </summary>
+    private string? Partition(string queue, SlurmQueueOptions? mapped, List<string>? nodes)
+    {
+        var wanted = mapped is { Partition.Length: > 0 } ? mapped.Partition
+            : _partitions.Any(p => p.Name == queue) ? queue : null;
+        if (nodes is null)
+        {
+            return wanted;
+        }
+        bool Holds(string p) => nodes.All(n => _nodes[n].Partitions.Contains(p, StringComparer.Ordinal));
+        if (wanted is not null && Holds(wanted))
+        {
+            return wanted;
+        }
+        return _partitions.Select(p => p.Name).FirstOrDefault(Holds) ?? wanted;
+    }
+
+    /// <inheritdoc />
+    public async Task<TaskExit> WaitAsync(TaskHandle task, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        var id = task.ExternalId ?? throw new ArgumentException("the task has no Slurm job id", nameof(task));
+        var done = _waiting.GetOrAdd(id, _ => new TaskCompletionSource<SlurmJob?>(TaskCreationOptions.RunContinuationsAsynchronously));
+        EnsurePolling();
+        var job = await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return Exit(task, job);
+    }
+
+    /// <inheritdoc />
+    public TaskExit? Probe(TaskHandle task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        if (task.ExternalId is not { } id)
+        {
+            return ExitFile.Read(task.ExitPath) ?? TaskExit.Lost("it was never submitted to Slurm");
+        }
+        if (!TryRefresh(fresh: true))
+        {
+            return null; // Slurm cannot say now: the task is followed, and its end is known once Slurm answers
+        }
+        if (_snapshot.TryGetValue(id, out var job))
+        {
+            return job.HasEnded ? Exit(task, job) : null;
+        }
+        return Exit(task, Account([id]).GetValueOrDefault(id));
+    }
+
+    /// <inheritdoc />
+    public TaskHandle? Find(TaskHandle task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        if (!TryRefresh(fresh: true))
+        {
+            throw new ExecutorUnavailableException($"cannot look for job {task.JobId}'s Slurm job while Slurm is unreachable: {LastError}");
+        }
+        var name = JobName(task.JobId, task.Attempt);
+        var found = _snapshot.Values.Where(j => j.Name == name).OrderByDescending(j => long.Parse(j.Id, CultureInfo.InvariantCulture)).FirstOrDefault();
+        return found is null ? null : task with { ExternalId = found.Id };
+    }
+
+    /// <inheritdoc />
+    public void Terminate(TaskHandle task, bool kill)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        if (task.ExternalId is not { } id || (_snapshot.TryGetValue(id, out var job) && job.HasEnded))
+        {
+            return;
+        }
+        try
+        {
+            if (kill)
+            {
+                // SIGKILL to every process of the job at once, then the cancellation Slurm records (it would wait KillWait first).
+                _commands.Run("scancel", ["--full", "--signal=KILL", id]);
+                _commands.Run("scancel", [id]);
+            }
+            else
+            {
+                // SIGTERM to the tasks (the step), not to the batch shell: the wrappers record how the commands ended.
+                _commands.Run("scancel", ["--signal=TERM", id]);
+            }
+        }
+        catch (SlurmCommandException)
+        {
+            // The job has already ended (scancel: "Job/step already completing or completed").
+        }
+        catch (ExecutorUnavailableException e)
+        {
+            LastError = e.Message; // the control plane asks again at the kill deadline
+        }
+    }
+
+    /// <inheritdoc />
+    public TaskUsage? Usage(TaskHandle task) => null; // sstat needs Slurm's job accounting; Slurm's own tools report usage
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _stop.Cancel();
+        try
+        {
+            _poller?.Wait(TimeSpan.FromSeconds(5));
+        }
+        catch (AggregateException)
+        {
+        }
+        _stop.Dispose();
+    }
+
+    private static TaskExit Exit(TaskHandle task, SlurmJob? job)
+    {
+        var recorded = ExitFile.Read(task.ExitPath);
+        if (job is null)
+        {
+            return recorded ?? TaskExit.Lost($"Slurm no longer knows job {task.ExternalId} and its task left no exit status");
+        }
+        return SlurmStates.ToExit(job, recorded);
+    }
+
+    private void EnsurePolling()
+    {
+        lock (_startLock)
+        {
+            _poller ??= Task.Run(PollAsync);
+        }
+    }
+
+    private async Task PollAsync()
+    {
+        using var timer = new PeriodicTimer(_options.PollInterval);
+        try
+        {
+            do
+            {
+                if (!_waiting.IsEmpty)
+                {
+                    TryRefresh(fresh: false);
+                }
+            }
+            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Reads every job of this user with one <c>squeue</c> call and ends the waits of those that ended.</summary>
+    private bool TryRefresh(bool fresh)
+    {
+        lock (_refreshLock)
+        {
+            if (fresh && Environment.TickCount64 - _snapshotTicks < _options.PollInterval.TotalMilliseconds)
+            {
+                return true;
+            }
+            try
+            {
+                var jobs = SlurmJson.ParseJobs(_commands.Run("squeue", ["--json", "--me", "--states=all"]))
+                    .Where(j => j.Comment.StartsWith(_tag + " ", StringComparison.Ordinal))
+                    .ToDictionary(j => j.Id, StringComparer.Ordinal);
+                _snapshot = jobs;
+                _snapshotTicks = Environment.TickCount64;
+                LastError = null;
+            }
+            catch (Exception e) when (e is ExecutorUnavailableException or SlurmCommandException)
+            {
+                LastError = e.Message;
+                return false;
+            }
+            var missing = new List<string>();
+            foreach (var (id, done) in _waiting)
+            {
+                if (_snapshot.TryGetValue(id, out var job))
+                {
+                    _misses.TryRemove(id, out _);
+                    if (job.HasEnded && _waiting.TryRemove(id, out _))
+                    {
+                        done.TrySetResult(job);
+                    }
+                }
+                else if (_misses.AddOrUpdate(id, 1, (_, n) => n + 1) >= 2)
+                {
+                    missing.Add(id); // gone from slurmctld's memory (older than MinJobAge): ask the accounting
+                }
+            }
+            if (missing.Count > 0)
+            {
+                var accounted = Account(missing);
+                foreach (var id in missing)
+                {
+                    if (_waiting.TryRemove(id, out var done))
+                    {
+                        _misses.TryRemove(id, out _);
+                        done.TrySetResult(accounted.GetValueOrDefault(id));
+                    }
+                }
+            }
+            return true;
+        }
+    }
+
+    /// <summary>Jobs slurmctld no longer holds, from <c>sacct</c> (empty when accounting is off).</summary>
+    private Dictionary<string, SlurmJob> Account(IReadOnlyList<string> ids)
+    {
+        try
+        {
+            return SlurmJson.ParseJobs(_commands.Run("sacct", ["--json", "--jobs=" + string.Join(',', ids)]))
+                .Where(j => j.HasEnded).GroupBy(j => j.Id, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        }
+        catch (Exception e) when (e is ExecutorUnavailableException or SlurmCommandException)
+        {
+            return [];
+        }
+    }
+
+    private string BatchScript(GangLaunch gang, string dir)
+    {
+        var srun = _options.BinDirectory.Length == 0 ? "srun" : Path.Combine(_options.BinDirectory, "srun");
+        var text = new StringBuilder();
+        text.Append("#!/bin/sh\n");
+        text.Append(CultureInfo.InvariantCulture, $"# AI Mass job {gang.JobId} attempt {gang.Attempt}: {gang.Tasks.Count} task(s) started together by one srun step\n");
+        text.Append("exec ").Append(Quote(srun)).Append(" --kill-on-bad-exit=1 /bin/sh -c 'exec /bin/sh \"$0/task-$SLURM_PROCID.sh\"' ").Append(Quote(dir)).Append('\n');
+        return text.ToString();
+    }
+
+    // As the local executor's wrapper: output appended to the task's log, the command's status written aside and
+    // renamed into place, SIGTERM trapped so the shell outlives the command it forwards the signal to.
+    private static string TaskScript(TaskLaunch task)
+    {
+        var text = new StringBuilder();
+        text.Append("#!/bin/sh\n");
+        text.Append("exit_file=").Append(Quote(task.LogPath + ".exit")).Append('\n');
+        text.Append("exec </dev/null >>").Append(Quote(task.LogPath)).Append(" 2>&1\n");
+        foreach (var (key, value) in task.Environment.OrderBy(e => e.Key, StringComparer.Ordinal))
+        {
+            text.Append("export ").Append(key).Append('=').Append(Quote(value)).Append('\n');
+        }
+        text.Append("cd ").Append(Quote(task.WorkingDirectory)).Append(" || exit 1\n");
+        text.Append("trap : TERM INT HUP\n");
+        text.Append(string.Join(' ', task.Command.Select(Quote))).Append('\n');
+        text.Append("code=$?\n");
+        text.Append("printf '%s\\n' \"$code\" > \"$exit_file.tmp\" && mv -f \"$exit_file.tmp\" \"$exit_file\"\n");
+        text.Append("exit \"$code\"\n");
+        return text.ToString();
+    }
+
+    private static string Quote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
+    private static void WriteScript(string path, string text)
+    {
+        var temporary = path + ".tmp";
+        File.WriteAllText(temporary, text);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute);
+        }
+        File.Move(temporary, path, overwrite: true);
+    }
+}
