@@ -2,8 +2,9 @@
 # Runs the whole AI Mass test suite from a clean checkout:
 #   1. installs what the tests need when it is missing (Debian packages; run as root),
 #   2. builds everything warning-free (warnings are errors),
-#   3. runs every test project,
-#   4. ends with one line: total: N passed, N failed, N skipped
+#   3. starts the services the tests use (a one-node Slurm cluster),
+#   4. runs every test project,
+#   5. ends with one line: total: N passed, N failed, N skipped
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
@@ -17,6 +18,10 @@ need=()
 [[ -e /usr/lib/x86_64-linux-gnu/libopenblas.so.0 || -e /usr/lib/aarch64-linux-gnu/libopenblas.so.0 ]] || need+=(libopenblas0-pthread)
 # dataset-fashion-mnist: the IDX reader is tested on the real files (the training benchmark uses them too).
 [[ -e /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]] || need+=(dataset-fashion-mnist)
+# Slurm 22.05 and munge: the Slurm executor is tested against a real one-node cluster (scripts/slurm-test-cluster.sh).
+for tool in slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client munged:munge; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
+done
 if ((${#need[@]})); then
   echo "test.sh: installing ${need[*]}"
   if [[ $(id -u) -ne 0 ]]; then
@@ -38,7 +43,21 @@ if ! dotnet build AiMass.slnx -c Release --nologo -v quiet -clp:ErrorsOnly -warn
   exit 1
 fi
 
-# --- 3. tests ----------------------------------------------------------------------------------
+# --- 3. services --------------------------------------------------------------------------------
+# A one-node Slurm cluster (8 CPUs, 16 GiB and 4 fake GPUs declared) in a temporary directory, stopped on exit. When it
+# cannot start, the Slurm tests fail and print the reason (AIMASS_SLURM_ERROR); they never pass silently.
+slurm_dir="$(mktemp -d /tmp/aimass-slurm.XXXXXX)"
+stop_services() { "$root/scripts/slurm-test-cluster.sh" stop "$slurm_dir" >/dev/null 2>&1; rm -rf "$slurm_dir"; }
+trap stop_services EXIT
+if "$root/scripts/slurm-test-cluster.sh" start "$slurm_dir" > "$out/slurm-start.log" 2>&1; then
+  export SLURM_CONF="$slurm_dir/slurm.conf"
+  echo "test.sh: one-node Slurm cluster up ($SLURM_CONF)"
+else
+  export AIMASS_SLURM_ERROR="the test Slurm cluster did not start: $(tail -n 5 "$out/slurm-start.log" | tr '\n' ' ')"
+  echo "test.sh: $AIMASS_SLURM_ERROR"
+fi
+
+# --- 4. tests ----------------------------------------------------------------------------------
 passed=0 failed=0 skipped=0
 for project in tests/*.Tests/*.csproj; do
   name="$(basename "$project" .csproj)"

@@ -994,7 +994,7 @@ public sealed partial class JobController : IAsyncDisposable
                 BeginStop(step, job, StopKind.TaskFailed, $"the {_executor.Name} backend did not take the job after {job.SubmitFailures} tries: {e.Message}", step.Now);
                 return;
             }
-            var pause = Backoff(job.SubmitFailures);
+            var pause = Backoff(job.SubmitFailures, _options.SubmitRetryBackoff);
             step.Add(Event(row.Id, null, "submit_failed", $"job {row.Id}: {e.Message}; try {job.SubmitFailures + 1} of {_options.SubmitRetries + 1} in {pause.TotalSeconds:0.#} s"));
             Requeue(step, job, $"the {_executor.Name} backend is unreachable ({e.Message}); submitted again in {pause.TotalSeconds:0.#} s", step.Now + pause);
             return;
@@ -1034,10 +1034,14 @@ public sealed partial class JobController : IAsyncDisposable
         }
     }
 
-    /// <summary>The pause before try <paramref name="failures"/> + 1: the restart back-off, doubling, capped.</summary>
-    private TimeSpan Backoff(int failures) => failures <= 0 || _options.RestartBackoff <= TimeSpan.Zero
-        ? TimeSpan.Zero
-        : TimeSpan.FromTicks(Math.Min(_options.MaxRestartBackoff.Ticks, _options.RestartBackoff.Ticks << Math.Min(failures - 1, 30)));
+    /// <summary>The pause before try <paramref name="failures"/> + 1: <paramref name="first"/> (the restart back-off by default), doubling, capped.</summary>
+    private TimeSpan Backoff(int failures, TimeSpan? first = null)
+    {
+        var start = first ?? _options.RestartBackoff;
+        return failures <= 0 || start <= TimeSpan.Zero
+            ? TimeSpan.Zero
+            : TimeSpan.FromTicks(Math.Min(_options.MaxRestartBackoff.Ticks, start.Ticks << Math.Min(failures - 1, 30)));
+    }
 
     private void Watch(ActiveJob job, RunningTask task)
     {

@@ -41,6 +41,9 @@ public sealed class JobOptions
     [Range(0, 1000)]
     public int SubmitRetries { get; set; } = 5;
 
+    /// <summary>The pause before the first new try of a submission the backend could not take; doubles with each try (capped by <see cref="MaxRestartBackoff"/>).</summary>
+    public TimeSpan SubmitRetryBackoff { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>With a backend that owns its cluster (Slurm), how often its nodes are read again (drained or down nodes stop taking work).</summary>
     public TimeSpan DiscoveryInterval { get; set; } = TimeSpan.FromSeconds(30);
 

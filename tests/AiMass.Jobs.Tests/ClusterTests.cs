@@ -66,7 +66,7 @@ public sealed class ClusterTests
                   resources: {cpu: 2, memory: 2Gi}
             """;
         var first = await JobsHarness.StartAsync(Cluster, directory);
-        var job = await first.Client.SubmitJobAsync($"name: on-burst\ncommand: {JobsHarness.WaitFor(go)}\n");
+        var job = await first.Client.SubmitJobAsync($"name: on-burst\ncommand: {JobWaits.WaitFor(go)}\n");
         var running = await first.Client.WaitForRunningAsync(job.Id);
         var pid = Assert.Single(running.Tasks).Pid;
         await first.ShutdownAsync();

@@ -98,7 +98,7 @@ public sealed class JobLifecycleTests
             max_restarts: 1
             command: |
               echo "attempt $AIMASS_ATTEMPT resume=$AIMASS_RESUME_FROM"
-              if [ "$AIMASS_ATTEMPT" = 1 ]; then {JobsHarness.WaitFor(go)}; exit 3; fi
+              if [ "$AIMASS_ATTEMPT" = 1 ]; then {JobWaits.WaitFor(go)}; exit 3; fi
               exit 0
             """);
         await server.Client.WaitForRunningAsync(job.Id);

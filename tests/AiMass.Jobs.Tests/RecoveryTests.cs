@@ -14,7 +14,7 @@ public sealed class RecoveryTests
         int pid;
         var first = await JobsHarness.StartAsync(directory: directory);
         {
-            var job = await first.Client.SubmitJobAsync($"name: survivor\ncommand: echo before; {JobsHarness.WaitFor(go)}; echo after\n");
+            var job = await first.Client.SubmitJobAsync($"name: survivor\ncommand: echo before; {JobWaits.WaitFor(go)}; echo after\n");
             id = job.Id;
             var running = await first.Client.WaitForRunningAsync(id);
             pid = Assert.Single(running.Tasks).Pid!.Value;
@@ -46,7 +46,7 @@ public sealed class RecoveryTests
         long id;
         var first = await JobsHarness.StartAsync(directory: directory);
         {
-            id = (await first.Client.SubmitJobAsync($"name: ends-while-down\ncommand: {JobsHarness.WaitFor(go)}; exit 4\n")).Id;
+            id = (await first.Client.SubmitJobAsync($"name: ends-while-down\ncommand: {JobWaits.WaitFor(go)}; exit 4\n")).Id;
             await first.Client.WaitForRunningAsync(id);
             await first.ShutdownAsync();
         }

@@ -27,6 +27,8 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
     private long _snapshotTicks = long.MinValue;
     private volatile Dictionary<string, ExecutorNode> _nodes = [];
     private IReadOnlyList<ExecutorPartition> _partitions = [];
+    private readonly ConcurrentDictionary<string, bool> _signalled = new(StringComparer.Ordinal);
+    private long _unreachableSinceTicks = long.MinValue;
 
     /// <summary>Creates the executor; <paramref name="tag"/> and <paramref name="scriptDirectory"/> fill in what the options leave empty.</summary>
     public SlurmExecutor(SlurmOptions options, ISlurmCommands commands, string tag, string scriptDirectory)
@@ -94,7 +96,7 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
             }
             var batch = Path.Combine(dir, "batch.sh");
             WriteScript(batch, BatchScript(gang, dir));
-            var output = _commands.Run("sbatch", SubmitArguments(gang, batch)).Trim();
+            var output = Run("sbatch", SubmitArguments(gang, batch)).Trim();
             var id = output.Split(';')[0].Trim();
             if (id.Length == 0 || !id.All(char.IsAsciiDigit))
             {
@@ -198,7 +200,7 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
         {
             return ExitFile.Read(task.ExitPath) ?? TaskExit.Lost("it was never submitted to Slurm");
         }
-        if (!TryRefresh(fresh: true))
+        if (!TryRefresh(_options.PollInterval))
         {
             return null; // Slurm cannot say now: the task is followed, and its end is known once Slurm answers
         }
@@ -213,7 +215,7 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
     public TaskHandle? Find(TaskHandle task)
     {
         ArgumentNullException.ThrowIfNull(task);
-        if (!TryRefresh(fresh: true))
+        if (!TryRefresh(TimeSpan.Zero))
         {
             throw new ExecutorUnavailableException($"cannot look for job {task.JobId}'s Slurm job while Slurm is unreachable: {LastError}");
         }
@@ -230,28 +232,65 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
         {
             return;
         }
+        // The tasks of a gang share one Slurm job: it is signalled once per level.
+        if (_signalled.TryGetValue(id, out var killed) && (killed || !kill))
+        {
+            return;
+        }
         try
         {
             if (kill)
             {
                 // SIGKILL to every process of the job at once, then the cancellation Slurm records (it would wait KillWait first).
-                _commands.Run("scancel", ["--full", "--signal=KILL", id]);
-                _commands.Run("scancel", [id]);
+                Run("scancel", ["--full", "--signal=KILL", id]);
+                Run("scancel", [id]);
             }
             else
             {
                 // SIGTERM to the tasks (the step), not to the batch shell: the wrappers record how the commands ended.
-                _commands.Run("scancel", ["--signal=TERM", id]);
+                Run("scancel", ["--signal=TERM", id]);
             }
+            _signalled[id] = kill;
         }
         catch (SlurmCommandException)
         {
             // The job has already ended (scancel: "Job/step already completing or completed").
         }
+        catch (ExecutorUnavailableException)
+        {
+            // Not recorded as signalled: the control plane asks again at the kill deadline.
+        }
+    }
+
+    /// <summary>
+    /// Runs a command for the control plane's loop. While the last call found Slurm unreachable (and the poller has
+    /// not seen it back), fails at once instead of waiting for Slurm's own connection retries (about 9 s a call), so
+    /// that an outage slows the control plane once, not at every job.
+    /// </summary>
+    private string Run(string tool, IReadOnlyList<string> arguments)
+    {
+        var since = Interlocked.Read(ref _unreachableSinceTicks);
+        if (since != long.MinValue && LastError is { } error)
+        {
+            EnsurePolling();
+            throw new ExecutorUnavailableException(error);
+        }
+        try
+        {
+            return _commands.Run(tool, arguments);
+        }
         catch (ExecutorUnavailableException e)
         {
-            LastError = e.Message; // the control plane asks again at the kill deadline
+            Unreachable(e.Message);
+            throw;
         }
+    }
+
+    private void Unreachable(string message)
+    {
+        LastError = message;
+        Interlocked.CompareExchange(ref _unreachableSinceTicks, Environment.TickCount64, long.MinValue);
+        EnsurePolling();
     }
 
     /// <inheritdoc />
@@ -296,9 +335,9 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
         {
             do
             {
-                if (!_waiting.IsEmpty)
+                if (!_waiting.IsEmpty || Interlocked.Read(ref _unreachableSinceTicks) != long.MinValue)
                 {
-                    TryRefresh(fresh: false);
+                    TryRefresh(TimeSpan.Zero);
                 }
             }
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false));
@@ -308,12 +347,15 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
         }
     }
 
-    /// <summary>Reads every job of this user with one <c>squeue</c> call and ends the waits of those that ended.</summary>
-    private bool TryRefresh(bool fresh)
+    /// <summary>
+    /// Reads every job of this user with one <c>squeue</c> call (unless the last read is younger than
+    /// <paramref name="maxAge"/>) and ends the waits of those that ended.
+    /// </summary>
+    private bool TryRefresh(TimeSpan maxAge)
     {
         lock (_refreshLock)
         {
-            if (fresh && Environment.TickCount64 - _snapshotTicks < _options.PollInterval.TotalMilliseconds)
+            if (_snapshotTicks != long.MinValue && Environment.TickCount64 - _snapshotTicks < maxAge.TotalMilliseconds)
             {
                 return true;
             }
@@ -325,8 +367,14 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
                 _snapshot = jobs;
                 _snapshotTicks = Environment.TickCount64;
                 LastError = null;
+                Interlocked.Exchange(ref _unreachableSinceTicks, long.MinValue);
             }
-            catch (Exception e) when (e is ExecutorUnavailableException or SlurmCommandException)
+            catch (ExecutorUnavailableException e)
+            {
+                Unreachable(e.Message);
+                return false;
+            }
+            catch (SlurmCommandException e)
             {
                 LastError = e.Message;
                 return false;

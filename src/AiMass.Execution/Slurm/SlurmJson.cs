@@ -141,14 +141,25 @@ public static class SlurmJson
 
     private static JsonDocument Parse(string json, string what)
     {
+        JsonDocument doc;
         try
         {
-            return JsonDocument.Parse(json);
+            doc = JsonDocument.Parse(json);
         }
         catch (JsonException e)
         {
             throw new SlurmCommandException($"the answer of {what} is not JSON ({e.Message}); Slurm 22.05 or later with its openapi plugins is needed", e);
         }
+        // squeue and sinfo exit 0 with empty lists and an "errors" entry when slurmctld cannot be reached: an empty
+        // answer must never be read as "no jobs" (every job would look gone).
+        if (doc.RootElement.TryGetProperty("errors", out var errors) && errors.ValueKind == JsonValueKind.Array && errors.GetArrayLength() > 0)
+        {
+            var text = string.Join("; ", errors.EnumerateArray().Select(e =>
+                string.Join(": ", new[] { Text(e, "description"), Text(e, "error"), Text(e, "source") is { Length: > 0 } src ? "from " + src : "" }.Where(x => x.Length > 0))));
+            doc.Dispose();
+            throw new ExecutorUnavailableException($"{what} reported an error ({text}); is slurmctld running and reachable?");
+        }
+        return doc;
     }
 
     private static string State(JsonElement job)
