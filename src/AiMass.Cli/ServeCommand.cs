@@ -19,7 +19,11 @@ internal static class ServeCommand
             Arity = ArgumentArity.OneOrMore,
         };
         var port = new Option<int>("--port") { Description = "TCP port (0 picks a free one)", DefaultValueFactory = _ => 8000 };
-        var host = new Option<string>("--host") { Description = "Address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
+        var host = new Option<string>("--host")
+        {
+            Description = "Address to listen on; 'node': the address the executor gives its tasks (AIMASS_NODE_ADDRESS; every interface unless it is loopback), as replicas on a cluster's nodes use",
+            DefaultValueFactory = _ => "127.0.0.1",
+        };
         var maxBatch = new Option<int>("--max-batch-size") { Description = "Largest dynamic batch in rows (1: no batching)", DefaultValueFactory = _ => 8 };
         var delay = new Option<int>("--max-queue-delay-us") { Description = "How long a request may wait for others to batch with, in microseconds", DefaultValueFactory = _ => 100 };
         var queue = new Option<int>("--max-queue-size") { Description = "Requests waiting at most; more are refused with 429", DefaultValueFactory = _ => 1024 };
@@ -53,9 +57,10 @@ internal static class ServeCommand
             {
                 throw new CliException($"--port {p} is not a TCP port (0-65535)");
             }
+            var (bind, announceHost) = HostOf(parse.GetValue(host)!);
             try
             {
-                AiMassServer.ListenAddress(parse.GetValue(host)!);
+                AiMassServer.ListenAddress(bind);
             }
             catch (ArgumentException e)
             {
@@ -100,7 +105,7 @@ internal static class ServeCommand
             {
                 throw new CliException($"--grpc-port {g} must be a TCP port other than --port, 0 (a free one) or -1 (no gRPC)");
             }
-            await using var app = InferenceApi.BuildHost(repository, parse.GetValue(host)!, p, g < 0 ? null : g);
+            await using var app = InferenceApi.BuildHost(repository, bind, p, g < 0 ? null : g);
             try
             {
                 await app.StartAsync(ct);
@@ -115,7 +120,8 @@ internal static class ServeCommand
                 + (addresses.Count > 1 ? $"; gRPC inference.GRPCInferenceService on {addresses[1].Authority}" : "") + ". Press Ctrl-C to stop.");
             await Console.Out.FlushAsync(ct);
             using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            var announcing = parse.GetValue(deployment) is { } replicaOf ? AnnounceAsync(parse, replicaOf, replica, address, stopping.Token) : Task.CompletedTask;
+            var announced = announceHost is null ? address : new UriBuilder(address) { Host = announceHost }.Uri;
+            var announcing = parse.GetValue(deployment) is { } replicaOf ? AnnounceAsync(parse, replicaOf, replica, announced, stopping.Token) : Task.CompletedTask;
             var polling = parse.GetValue(poll) > 0
                 ? repository.PollAsync(TimeSpan.FromSeconds(parse.GetValue(poll)), (name, e) => Console.Error.WriteLine($"warning: {name}: {e.Message}; the versions loaded stay"), stopping.Token)
                 : Task.CompletedTask;
@@ -132,6 +138,22 @@ internal static class ServeCommand
             await app.StopAsync(CancellationToken.None);
         }));
         return command;
+    }
+
+    /// <summary>
+    /// Where to bind and, when it differs from the bound address, the host to announce: <c>node</c> binds every
+    /// interface of a cluster node and announces the node's address (AIMASS_NODE_ADDRESS), or loopback on this machine.
+    /// </summary>
+    private static (string Bind, string? Announce) HostOf(string host)
+    {
+        if (host != "node")
+        {
+            return (host, null);
+        }
+        var node = Environment.GetEnvironmentVariable("AIMASS_NODE_ADDRESS");
+        var loopback = string.IsNullOrEmpty(node) || node == "localhost"
+            || (System.Net.IPAddress.TryParse(node, out var ip) && System.Net.IPAddress.IsLoopback(ip));
+        return loopback ? ("127.0.0.1", null) : ("0.0.0.0", node);
     }
 
     /// <summary>Tells the control plane where this replica listens, at once and then every 2 s (a heartbeat; a restarted control plane learns it again).</summary>

@@ -626,7 +626,7 @@ public sealed partial class DeploymentController : IAsyncDisposable
     {
         var command = ReplicaCommand().Concat(
         [
-            "serve", $"{spec.Name}={model}@{version.ToString(CultureInfo.InvariantCulture)}", "--port", "0", "--host", "127.0.0.1", "--deployment", spec.Name,
+            "serve", $"{spec.Name}={model}@{version.ToString(CultureInfo.InvariantCulture)}", "--port", "0", "--host", "node", "--deployment", spec.Name,
             "--max-batch-size", spec.MaxBatchSize.ToString(CultureInfo.InvariantCulture),
             "--max-queue-delay-us", spec.MaxQueueDelayUs.ToString(CultureInfo.InvariantCulture),
             "--threads", spec.Threads.ToString(CultureInfo.InvariantCulture),
