@@ -1,4 +1,3 @@
-using AiMass.Client;
 using AiMass.TestSupport;
 
 namespace AiMass.Jobs.Tests;
