@@ -166,7 +166,7 @@ internal static class JobsCommands
                 foreach (var t in job.Tasks)
                 {
                     tasks.AddRow(Num(t.Index), Cli.Esc(t.Node), t.State.ToString().ToLowerInvariant(),
-                        Cli.Esc(t.ExternalId ?? t.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-"),
+                        Cli.Esc(t.ExternalId is { } x ? (t.ExternalState is { } xs ? $"{x} {xs}" : x) : t.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-"),
                         Cli.Esc(t.Exit ?? "-"), Cli.Time(t.StartedAt), t.EndedAt is { } te ? Cli.Time(te) : "-");
                 }
                 AnsiConsole.Write(tasks);

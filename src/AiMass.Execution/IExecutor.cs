@@ -138,6 +138,12 @@ public interface IExecutor
     /// </summary>
     bool EnforcesWalltime { get; }
 
+    /// <summary>
+    /// What the backend says about a task AI Mass considers running, when it has its own view (Slurm:
+    /// <c>PENDING (Priority)</c>, <c>RUNNING on n12</c>); null when it has none.
+    /// </summary>
+    string? Status(TaskHandle task);
+
     /// <summary>The address other tasks and the control plane reach a node at.</summary>
     string NodeAddress(string node);
 

@@ -42,6 +42,9 @@ public sealed partial class LocalExecutor : IExecutor
     public string NodeAddress(string node) => "127.0.0.1";
 
     /// <inheritdoc />
+    public string? Status(TaskHandle task) => null;
+
+    /// <inheritdoc />
     public Task<ExecutorCluster?> DiscoverAsync(CancellationToken cancellationToken) => Task.FromResult<ExecutorCluster?>(null);
 
     /// <inheritdoc />

@@ -1335,6 +1335,13 @@ public sealed partial class JobController : IAsyncDisposable
         spec ??= _specs.TryGetValue(row.Id, out var known) ? known : TryParse(row.SpecText);
         var view = _snapshot.Jobs.GetValueOrDefault(row.Id);
         var reason = row.State == JobState.Queued && view?.PendingReason is { } pending ? pending : row.Reason;
+        var external = tasks.ToDictionary(t => t, t => t.State == TaskState.Running && t.ExternalId is not null
+            ? _executor.Status(new TaskHandle(row.Id, t.TaskIndex, t.Attempt, t.Node, t.Pid, t.ProcessStart, t.LogPath, t.ExitPath) { ExternalId = t.ExternalId })
+            : null);
+        if (row.State == JobState.Running && external.Values.FirstOrDefault(v => v?.StartsWith("PENDING", StringComparison.Ordinal) == true) is { } waiting)
+        {
+            reason = $"submitted; waiting in {_executor.Name}'s queue: {waiting}";
+        }
         return new JobInfo
         {
             Id = row.Id,
@@ -1361,6 +1368,7 @@ public sealed partial class JobController : IAsyncDisposable
             {
                 Pid = t.Pid == 0 ? null : t.Pid,
                 ExternalId = t.ExternalId,
+                ExternalState = external[t],
                 ExitCode = t.ExitCode,
                 Exit = t.ExitDescription,
                 StartedAt = DateTimeOffset.FromUnixTimeMilliseconds(t.StartedAtMs),

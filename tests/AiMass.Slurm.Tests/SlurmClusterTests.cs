@@ -36,6 +36,41 @@ public sealed class SlurmClusterTests
     }
 
     [Fact]
+    public async Task DelegatedScheduling_SubmitsEveryJobAtOnce_AndSlurmQueuesThem()
+    {
+        await using var server = await SlurmHarness.StartAsync(settings: new Dictionary<string, string?> { ["Slurm:Scheduling"] = "slurm" });
+        Assert.Equal(["partition:batch", "partition:serving"], (await server.Client.ListNodesAsync()).Select(n => n.Name));
+        var go = server.Directory.Combine("go");
+        // Each needs 6 of the node's 8 CPUs: Slurm runs one at a time, AI Mass holds none back.
+        var ids = new List<long>();
+        for (var i = 0; i < 3; i++)
+        {
+            ids.Add((await server.Client.SubmitJobAsync($"name: big-{i}\nresources: {{cpu: 6, memory: 100Mi}}\ncommand: {JobWaits.WaitFor(go)}\n")).Id);
+        }
+        var jobs = new List<JobInfo>();
+        await Poll.UntilAsync(async () =>
+        {
+            jobs = [];
+            foreach (var id in ids)
+            {
+                jobs.Add(await server.Client.GetJobAsync(id));
+            }
+            return jobs.All(j => j.Tasks.Count == 1 && j.Tasks[0].ExternalState is not null)
+                && jobs.Count(j => j.Tasks[0].ExternalState!.StartsWith("RUNNING", StringComparison.Ordinal)) == 1;
+        }, TimeSpan.FromSeconds(30), "all three to be submitted to Slurm, one of them running");
+        Assert.All(jobs, j => Assert.Equal(JobState.Running, j.State));
+        var waiting = jobs.Where(j => j.Tasks[0].ExternalState!.StartsWith("PENDING", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, waiting.Count);
+        Assert.All(waiting, j => Assert.StartsWith("submitted; waiting in slurm's queue: PENDING (", j.Reason, StringComparison.Ordinal));
+        Assert.All(jobs, j => Assert.Equal("batch", SlurmHarness.Job(j.Tasks[0].ExternalId!)[1]));
+        await File.WriteAllTextAsync(go, "");
+        foreach (var id in ids)
+        {
+            await server.Client.WaitForStateAsync(id, JobState.Succeeded, seconds: 60);
+        }
+    }
+
+    [Fact]
     public async Task Restart_FindsItsSlurmJobsAgain_AndSubmitsNothingTwice()
     {
         var directory = new TempDirectory();

@@ -67,6 +67,9 @@ public sealed record TaskInfo(int Index, int Attempt, string Node, TaskState Sta
     /// <summary>The resource manager's job id (Slurm), when the task runs under one.</summary>
     public string? ExternalId { get; init; }
 
+    /// <summary>The resource manager's view of a running task (<c>PENDING (Priority)</c>, <c>RUNNING on n12</c>), if it has one.</summary>
+    public string? ExternalState { get; init; }
+
     /// <summary>Exit code when it ended.</summary>
     public int? ExitCode { get; init; }
 

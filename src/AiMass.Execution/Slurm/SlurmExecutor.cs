@@ -37,6 +37,10 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
         _commands = commands ?? throw new ArgumentNullException(nameof(commands));
         _tag = options.Tag.Length > 0 ? options.Tag : tag;
         _scripts = options.ScriptDirectory.Length > 0 ? options.ScriptDirectory : scriptDirectory;
+        if (options.Scheduling is not ("aimass" or "slurm"))
+        {
+            throw new ArgumentException($"Slurm:Scheduling must be 'aimass' (AI Mass orders and places jobs) or 'slurm' (Slurm does), not '{options.Scheduling}'", nameof(options));
+        }
         if (_tag.Length == 0 || _tag.Any(char.IsWhiteSpace))
         {
             throw new ArgumentException($"the Slurm tag '{_tag}' must be a non-empty word", nameof(tag));
@@ -57,6 +61,22 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
 
     /// <summary>The Slurm job this control plane submitted for an attempt, as the last poll saw it; null when unknown.</summary>
     public SlurmJob? Lookup(string slurmJobId) => _snapshot.GetValueOrDefault(slurmJobId);
+
+    /// <inheritdoc />
+    public string? Status(TaskHandle task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        if (task.ExternalId is not { } id || !_snapshot.TryGetValue(id, out var job))
+        {
+            return LastError is { } error ? $"unknown: {error}" : null;
+        }
+        return job.State switch
+        {
+            "PENDING" => $"PENDING ({job.Reason})",
+            "RUNNING" or "COMPLETING" => $"{job.State} on {job.Nodes}",
+            _ => job.State,
+        };
+    }
 
     /// <inheritdoc />
     public string NodeAddress(string node) => _nodes.TryGetValue(node, out var n) ? n.Address : node;

@@ -50,7 +50,7 @@ public sealed class SlurmOptions
     public string Scheduling { get; set; } = "aimass";
 
     /// <summary>Whether Slurm does the queueing and placement (<see cref="Scheduling"/> is <c>slurm</c>).</summary>
-    public bool DelegatesScheduling => string.Equals(Scheduling, "slurm", StringComparison.OrdinalIgnoreCase);
+    public bool DelegatesScheduling => Scheduling == "slurm";
 }
 
 /// <summary>Where the jobs of one AI Mass queue go in Slurm.</summary>
