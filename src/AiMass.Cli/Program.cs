@@ -19,6 +19,7 @@ root.Subcommands.Add(ModelsCommands.Create());
 root.Subcommands.Add(JobsCommands.Create());
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(ServeCommand.Create());
+root.Subcommands.Add(SimCommands.Create());
 root.Subcommands.Add(DeployCommands.Deploy());
 root.Subcommands.Add(DeployCommands.Deployments());
 root.Subcommands.Add(DeployCommands.Predict());
