@@ -87,7 +87,7 @@ public sealed class ReplayTests
         long t = 0;
         for (var i = 1; i <= 300; i++)
         {
-            t += random.Next(0, 200); // about 1.3 times what the machine can do: a queue builds up and drains
+            t += random.Next(0, 200); // about 80 % of what the machine can do: queues build up in bursts and drain
             var run = random.Next(1, 300);
             jobs.Add((i, t, run, random.Next(1, 33), run * random.Next(1, 4)));
         }
