@@ -407,6 +407,7 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
                     _misses.TryRemove(id, out _);
                     if (job.HasEnded && _waiting.TryRemove(id, out _))
                     {
+                        _signalled.TryRemove(id, out _);
                         done.TrySetResult(job);
                     }
                 }
@@ -423,6 +424,7 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
                     if (_waiting.TryRemove(id, out var done))
                     {
                         _misses.TryRemove(id, out _);
+                        _signalled.TryRemove(id, out _);
                         done.TrySetResult(accounted.GetValueOrDefault(id));
                     }
                 }
