@@ -15,7 +15,7 @@ public sealed class SlurmExecutionTests
         await using var server = await SlurmHarness.StartAsync();
         var job = await server.Client.SubmitJobAsync("""
             name: hello-slurm
-            command: echo "slurm job $SLURM_JOB_ID task $AIMASS_TASK_INDEX of $AIMASS_NUM_TASKS in $(pwd)"; echo to-stderr >&2
+            command: echo "slurm job $SLURM_JOB_ID task $AIMASS_TASK_INDEX of $AIMASS_NUM_TASKS in $(pwd)"; echo "step cpus=$SLURM_CPUS_PER_TASK"; echo to-stderr >&2
             resources: {cpu: 2, memory: 300Mi}
             """);
         var done = await server.Client.WaitForStateAsync(job.Id, JobState.Succeeded);
@@ -26,6 +26,7 @@ public sealed class SlurmExecutionTests
         var logs = await server.Client.LogsAsync(job.Id);
         Assert.Contains($"slurm job {task.ExternalId} task 0 of 1 in {server.DataDirectory}/jobs/{job.Id}/work", logs, StringComparison.Ordinal);
         Assert.Contains("to-stderr", logs, StringComparison.Ordinal);
+        Assert.Contains("step cpus=2\n", logs, StringComparison.Ordinal); // the srun step gets the task's CPUs, not 1
         var slurm = SlurmHarness.Job(task.ExternalId!);
         Assert.Equal(["COMPLETED", "batch", $"aimass-{job.Id}.1"], slurm);
         // Resources as asked: 2 CPUs, 150 MB per CPU (300 MiB in all).

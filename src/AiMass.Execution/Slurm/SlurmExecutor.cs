@@ -131,7 +131,7 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
     {
         ArgumentNullException.ThrowIfNull(gang);
         var perTask = gang.PerTask;
-        var cpus = Math.Max(1, (perTask.CpuMillis + 999) / 1000);
+        var cpus = CpusPerTask(perTask);
         var args = new List<string>
         {
             "--parsable",
@@ -180,6 +180,9 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
         args.Add(batchScript);
         return args;
     }
+
+    /// <summary>Whole CPUs of a task (Slurm counts CPUs, AI Mass millicores): rounded up, at least one.</summary>
+    private static long CpusPerTask(AiMass.Resources.ResourceVector perTask) => Math.Max(1, (perTask.CpuMillis + 999) / 1000);
 
     /// <summary>
     /// The partition of a queue: the configured one, else the partition of the queue's name, else none (Slurm's
@@ -453,7 +456,14 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
         var text = new StringBuilder();
         text.Append("#!/bin/sh\n");
         text.Append(CultureInfo.InvariantCulture, $"# AI Mass job {gang.JobId} attempt {gang.Attempt}: {gang.Tasks.Count} task(s) started together by one srun step\n");
-        text.Append("exec ").Append(Quote(srun)).Append(" --kill-on-bad-exit=1 /bin/sh -c 'exec /bin/sh \"$0/task-$SLURM_PROCID.sh\"' ").Append(Quote(dir)).Append('\n');
+        // The step's shape is given again: since 22.05 srun no longer takes --cpus-per-task from the allocation.
+        text.Append("exec ").Append(Quote(srun))
+            .Append(CultureInfo.InvariantCulture, $" --kill-on-bad-exit=1 --ntasks={gang.Tasks.Count} --cpus-per-task={CpusPerTask(gang.PerTask)}");
+        if (gang.PerTask.Gpus > 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $" --gpus-per-task={gang.PerTask.Gpus}");
+        }
+        text.Append(" /bin/sh -c 'exec /bin/sh \"$0/task-$SLURM_PROCID.sh\"' ").Append(Quote(dir)).Append('\n');
         return text.ToString();
     }
 
