@@ -578,12 +578,13 @@ public sealed class ClusterScheduler
             };
             var reservations = 0;
             JobRecord? blocker = null;
+            string? behind = null; // one reason string per pass for every job behind the blocker, not one per job
             var unplaced = new List<JobRecord>();
             while (order.Next() is { } job)
             {
                 if (blocker is not null)
                 {
-                    job.PendingReason = $"waiting behind job {blocker.Request.Id} (strict order: backfill is off)";
+                    job.PendingReason = behind ??= $"waiting behind job {blocker.Request.Id} (strict order: backfill is off)";
                     job.ExpectedStart = null;
                     unplaced.Add(job);
                     continue;
