@@ -35,6 +35,19 @@ public sealed class SimCommandTests : IDisposable
         var fcfs = await Run("sim", "run", "--trace", trace, "--policy", "fcfs", "--processors", "8");
         Assert.True(fcfs.ExitCode == 0, fcfs.ToString());
         Assert.Contains("│ processors ", fcfs.Stdout, StringComparison.Ordinal);
+
+        // compare: one row per policy (FCFS makes job 3 wait 18 s: mean wait 9), one output directory per policy.
+        var compared = _work.Combine("compared");
+        var compare = await Run("sim", "compare", "--trace", trace, "--policies", "fcfs,easy", "--output", compared);
+        Assert.True(compare.ExitCode == 0, compare.ToString());
+        var rows = compare.Stdout.Split('\n').Where(l => l.StartsWith("│ fcfs", StringComparison.Ordinal) || l.StartsWith("│ easy", StringComparison.Ordinal))
+            .Select(l => l.Split('│', StringSplitOptions.TrimEntries)).ToList();
+        Assert.Equal(["fcfs", "easy"], rows.Select(r => r[1]));
+        Assert.Equal(["9", "3"], rows.Select(r => r[4])); // mean wait: (0 + 9 + 18) / 3 and (0 + 9 + 0) / 3
+        Assert.True(File.Exists(Path.Combine(compared, "fcfs", "jobs.csv")) && File.Exists(Path.Combine(compared, "easy", "summary.json")));
+        var unknown = await Run("sim", "compare", "--trace", trace, "--policies", "easy,sjf");
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Contains("--policies: unknown 'sjf'; choose among fcfs, easy, conservative", unknown.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]
