@@ -59,9 +59,6 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
     /// <summary>The Slurm job name of an attempt: <c>aimass-JOB.ATTEMPT</c>.</summary>
     public static string JobName(long jobId, int attempt) => string.Create(CultureInfo.InvariantCulture, $"aimass-{jobId}.{attempt}");
 
-    /// <summary>The Slurm job this control plane submitted for an attempt, as the last poll saw it; null when unknown.</summary>
-    public SlurmJob? Lookup(string slurmJobId) => _snapshot.GetValueOrDefault(slurmJobId);
-
     /// <inheritdoc />
     public string? Status(TaskHandle task)
     {
