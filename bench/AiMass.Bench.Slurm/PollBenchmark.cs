@@ -25,7 +25,7 @@ internal static class PollBenchmark
         for (var j = 1; j <= jobs; j++)
         {
             var launch = new TaskLaunch(j, 0, 1, "partition:batch", ["true"], Path.Combine(dir, "work"), new Dictionary<string, string>(), Path.Combine(dir, "logs", $"{j}.log"));
-            handles.AddRange(await executor.StartAsync(new GangLaunch(j, 1, "poll", "default", new ResourceVector(1000, 16L << 20), null, [launch]), default));
+            handles.AddRange(await executor.StartAsync(new GangLaunch(j, 1, "default", "batch", new ResourceVector(1000, 16L << 20), null, [launch]), default));
         }
         submit.Stop();
         var follow = Stopwatch.StartNew();

@@ -24,12 +24,12 @@ public sealed record TaskLaunch(
 /// <summary>All tasks of one attempt of a job (a gang: they start together or not at all).</summary>
 /// <param name="JobId">The job.</param>
 /// <param name="Attempt">1-based attempt.</param>
-/// <param name="Name">The job's name, for the resource manager's listings.</param>
-/// <param name="Queue">The AI Mass queue the job waited in (a resource manager may map it to its own partition).</param>
+/// <param name="Queue">The AI Mass queue the job waited in (a resource manager may map it to an account and QOS).</param>
+/// <param name="Partition">The backend's partition the job goes to (the tasks are placed on its nodes); null for the local executor.</param>
 /// <param name="PerTask">Resources of each task.</param>
 /// <param name="Walltime">Run time limit, or null.</param>
 /// <param name="Tasks">One launch per task, by task index.</param>
-public sealed record GangLaunch(long JobId, int Attempt, string Name, string Queue, ResourceVector PerTask, TimeSpan? Walltime, IReadOnlyList<TaskLaunch> Tasks);
+public sealed record GangLaunch(long JobId, int Attempt, string Queue, string? Partition, ResourceVector PerTask, TimeSpan? Walltime, IReadOnlyList<TaskLaunch> Tasks);
 
 /// <summary>A started task: enough to find it again after a restart of the control plane.</summary>
 /// <param name="Pid">Process id of the task's session leader (0 when the task runs under a resource manager).</param>
@@ -169,9 +169,7 @@ public sealed record ExecutorCluster(IReadOnlyList<ExecutorPartition> Partitions
 /// <summary>A partition of a backend's cluster.</summary>
 /// <param name="Name">Its name.</param>
 /// <param name="IsDefault">Whether jobs go there when they name none.</param>
-/// <param name="IsUp">Whether it accepts and starts jobs.</param>
-/// <param name="MaxTime">Its time limit, or null when unlimited.</param>
-public sealed record ExecutorPartition(string Name, bool IsDefault, bool IsUp, TimeSpan? MaxTime);
+public sealed record ExecutorPartition(string Name, bool IsDefault);
 
 /// <summary>A node of a backend's cluster.</summary>
 /// <param name="Name">Its name.</param>

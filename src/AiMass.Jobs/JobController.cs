@@ -80,9 +80,9 @@ public sealed partial class JobController : IAsyncDisposable
         _cluster = await LoadClusterAsync(cancellationToken).ConfigureAwait(false);
         _scheduler = new ClusterScheduler(_cluster.Policy, _time);
         _cluster.ApplyTo(_scheduler);
-        foreach (var node in _discovered?.Nodes.Where(n => !n.Available && _scheduler.GetNode(n.Name) is not null) ?? [])
+        if (_discovered is { DelegatesScheduling: false } discovered)
         {
-            _scheduler.SetNodeState(node.Name, NodeState.Draining, $"{_executor.Name}: {node.State}{(node.Reason is null ? "" : " (" + node.Reason + ")")}");
+            SyncNodes(discovered);
         }
         _nextDiscovery = _time.GetUtcNow() + _options.DiscoveryInterval;
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -155,6 +155,9 @@ public sealed partial class JobController : IAsyncDisposable
         };
     }
 
+    /// <summary>The partition jobs of the <c>default</c> queue go to (listed first by the backend).</summary>
+    private static string? DefaultPartition(ExecutorCluster discovered) => discovered.Partitions.Count > 0 ? discovered.Partitions[0].Name : null;
+
     /// <summary>The label every node of a backend's partition carries (<c>partition.NAME: "true"</c>).</summary>
     private static string PartitionLabel(string partition) => "partition." + partition;
 
@@ -165,8 +168,7 @@ public sealed partial class JobController : IAsyncDisposable
     /// </summary>
     private ClusterSpec ManagedCluster(ExecutorCluster discovered, ClusterSpec? declared)
     {
-        var defaultPartition = discovered.Partitions.FirstOrDefault(p => p.IsDefault)?.Name ?? (discovered.Partitions.Count > 0 ? discovered.Partitions[0].Name : null)
-            ?? throw new InvalidOperationException($"the {_executor.Name} cluster has no partition");
+        var defaultPartition = DefaultPartition(discovered) ?? throw new InvalidOperationException($"the {_executor.Name} cluster has no partition");
         var queues = (declared?.Queues ?? []).ToList();
         foreach (var partition in discovered.Partitions.Where(p => p.Name != JobDefaults.Queue && queues.All(q => q.Name != p.Name)))
         {
@@ -189,16 +191,7 @@ public sealed partial class JobController : IAsyncDisposable
         }
         else
         {
-            nodes = discovered.Nodes.Select(n =>
-            {
-                var labels = n.Partitions.ToDictionary(PartitionLabel, _ => "true", StringComparer.Ordinal);
-                foreach (var feature in n.Features)
-                {
-                    labels[feature] = "true";
-                }
-                var pool = n.Partitions.Contains(defaultPartition) ? defaultPartition : n.Partitions.Count > 0 ? n.Partitions[0] : defaultPartition;
-                return new NodeSpec(n.Name, pool, n.Capacity) { Labels = labels, GpuModel = n.GpuModel };
-            }).ToList();
+            nodes = discovered.Nodes.Select(n => NodeSpecOf(n, defaultPartition)).ToList();
         }
         return new ClusterSpec { Policy = declared?.Policy ?? new SchedulerPolicy(), Queues = queues, Nodes = nodes };
     }
@@ -206,32 +199,49 @@ public sealed partial class JobController : IAsyncDisposable
     /// <summary>The node that stands for a whole partition when the backend does the scheduling.</summary>
     private static string VirtualNode(string partition) => "partition:" + partition;
 
-    /// <summary>Applies the backend's node states (drained, down, back) to the scheduler; new nodes join.</summary>
+    /// <summary>A backend's node as the scheduler sees it: its pool is its default partition (else its first one).</summary>
+    private static NodeSpec NodeSpecOf(ExecutorNode node, string defaultPartition)
+    {
+        var labels = node.Partitions.ToDictionary(PartitionLabel, _ => "true", StringComparer.Ordinal);
+        foreach (var feature in node.Features)
+        {
+            labels[feature] = "true";
+        }
+        var pool = node.Partitions.Contains(defaultPartition) || node.Partitions.Count == 0 ? defaultPartition : node.Partitions[0];
+        return new NodeSpec(node.Name, pool, node.Capacity) { Labels = labels, GpuModel = node.GpuModel };
+    }
+
+    /// <summary>Applies a discovery to the scheduler (not for a backend that schedules: its nodes stand for partitions).</summary>
     private void ApplyDiscovery(Step step, ExecutorCluster discovered)
     {
         _discovered = discovered;
-        if (discovered.DelegatesScheduling)
+        if (!discovered.DelegatesScheduling)
         {
-            return;
+            SyncNodes(discovered);
+            DrainSchedulerEvents(step);
         }
+    }
+
+    /// <summary>
+    /// The backend's node states (drained, down, back) in the scheduler: an unavailable node takes no new work, and
+    /// what runs there is left to the backend, which reports how it ends. New nodes join.
+    /// </summary>
+    private void SyncNodes(ExecutorCluster discovered)
+    {
+        var defaultPartition = DefaultPartition(discovered) ?? _executor.Name;
         foreach (var node in discovered.Nodes)
         {
+            var wanted = node.Available ? NodeState.Up : NodeState.Draining;
             var known = _scheduler.GetNode(node.Name);
             if (known is null)
             {
-                var labels = node.Partitions.ToDictionary(PartitionLabel, _ => "true", StringComparer.Ordinal);
-                _scheduler.AddNode(new NodeSpec(node.Name, node.Partitions.Count > 0 ? node.Partitions[0] : _executor.Name, node.Capacity) { Labels = labels, GpuModel = node.GpuModel },
-                    node.Available ? NodeState.Up : NodeState.Draining);
-                continue;
+                _scheduler.AddNode(NodeSpecOf(node, defaultPartition), wanted);
             }
-            // An unavailable node takes no new work; what runs there is left to the backend, which reports how it ends.
-            var wanted = node.Available ? NodeState.Up : NodeState.Draining;
-            if (known.State != wanted)
+            else if (known.State != wanted)
             {
-                _scheduler.SetNodeState(node.Name, wanted, node.Available ? $"{_executor.Name}: {node.State}" : $"{_executor.Name}: {node.State}{(node.Reason is null ? "" : " (" + node.Reason + ")")}");
+                _scheduler.SetNodeState(node.Name, wanted, $"{_executor.Name}: {node.State}" + (node.Available || node.Reason is null ? "" : $" ({node.Reason})"));
             }
         }
-        DrainSchedulerEvents(step);
     }
 
     // ---------------------------------------------------------------------------------------------------- API
@@ -976,7 +986,7 @@ public sealed partial class JobController : IAsyncDisposable
             }
             launches.Add(new TaskLaunch(row.Id, taskRow.TaskIndex, row.Attempt, taskRow.Node, job.Spec.Command, workDir, env, taskRow.LogPath));
         }
-        var gang = new GangLaunch(row.Id, row.Attempt, job.Spec.Name, row.Queue, job.Spec.Resources, job.Spec.Walltime, launches);
+        var gang = new GangLaunch(row.Id, row.Attempt, row.Queue, _queuePartitions.GetValueOrDefault(row.Queue), job.Spec.Resources, job.Spec.Walltime, launches);
         IReadOnlyList<TaskHandle> handles;
         try
         {

@@ -95,14 +95,8 @@ public sealed class SlurmUnitTests : IDisposable
             "PartitionName=gpu AllowGroups=ALL Default=NO MaxTime=2-00:00:00 Nodes=g[1-4] State=UP\n" +
             "PartitionName=batch AllowGroups=ALL Default=YES MaxTime=UNLIMITED Nodes=c1 State=UP\n" +
             "PartitionName=old Default=NO MaxTime=30 State=DOWN\n");
-        Assert.Equal(["batch", "gpu", "old"], partitions.Select(p => p.Name)); // the default first
-        Assert.Equal(new ExecutorPartition("gpu", false, true, TimeSpan.FromDays(2)), partitions[1]);
-        Assert.Equal(new ExecutorPartition("old", false, false, TimeSpan.FromMinutes(30)), partitions[2]);
-        Assert.Null(partitions[0].MaxTime);
+        Assert.Equal([new("batch", true), new("gpu", false), new ExecutorPartition("old", false)], partitions); // the default first
 
-        Assert.Equal(new TimeSpan(0, 1, 30), SlurmJson.ParseTime("1:30"));
-        Assert.Equal(new TimeSpan(1, 2, 3, 4), SlurmJson.ParseTime("1-02:03:04"));
-        Assert.Equal(new TimeSpan(3, 5, 0, 0), SlurmJson.ParseTime("3-05"));
         Assert.Equal("1", SlurmJson.FormatTime(TimeSpan.FromSeconds(20)));
         Assert.Equal("2", SlurmJson.FormatTime(TimeSpan.FromSeconds(61)));
         Assert.Equal("60", SlurmJson.FormatTime(TimeSpan.FromHours(1)));
@@ -116,8 +110,9 @@ public sealed class SlurmUnitTests : IDisposable
         options.ExtraArguments.Add("--constraint=ib");
         var fake = new FakeSlurm();
         using var executor = new SlurmExecutor(options, fake, "aimass-t", Path.Combine(_dir, "scripts"));
-        await executor.DiscoverAsync(default);
-        var gang = Gang(jobId: 42, attempt: 2, tasks: 3, node: "g1", queue: "urgent", new ResourceVector(1500, 3L << 30, 1), TimeSpan.FromMinutes(90));
+        // The control plane learns the queue's partition from the discovery and passes it with the gang.
+        Assert.Equal(new Dictionary<string, string> { ["urgent"] = "gpu" }, (await executor.DiscoverAsync(default))!.QueuePartitions);
+        var gang = Gang(jobId: 42, attempt: 2, tasks: 3, node: "g1", queue: "urgent", new ResourceVector(1500, 3L << 30, 1), TimeSpan.FromMinutes(90), "gpu");
         var args = executor.SubmitArguments(gang, "/s/batch.sh");
         Assert.Equal(
         [
@@ -125,13 +120,14 @@ public sealed class SlurmUnitTests : IDisposable
             $"--output={gang.Tasks[0].LogPath}", "--open-mode=append", $"--chdir={gang.Tasks[0].WorkingDirectory}", "--no-requeue",
             "--gpus-per-task=1", "--time=90", "--partition=gpu", "--nodelist=g1", "--nodes=1", "--account=grid", "--qos=high", "--constraint=ib", "/s/batch.sh",
         ], args);
-        // A queue without a mapping or a partition of its name goes to the first partition (the default one) holding its nodes.
         var plain = executor.SubmitArguments(Gang(1, 1, 1, "g1", "default", new ResourceVector(1000, 1L << 30), null), "b");
-        Assert.Contains("--partition=batch", plain);
-        Assert.DoesNotContain(plain, a => a.StartsWith("--time", StringComparison.Ordinal) || a.StartsWith("--gpus", StringComparison.Ordinal));
-        // When Slurm schedules, nothing is pinned and the queue's partition is named.
+        Assert.DoesNotContain(plain, a => a.StartsWith("--time", StringComparison.Ordinal) || a.StartsWith("--gpus", StringComparison.Ordinal)
+            || a.StartsWith("--partition", StringComparison.Ordinal));
+        Assert.Contains("--account=grid", plain); // a queue without its own account and QOS gets the global ones
+        Assert.Contains("--qos=normal", plain);
+        // When Slurm schedules, nothing is pinned.
         options.Scheduling = "slurm";
-        var delegated = executor.SubmitArguments(Gang(1, 1, 1, "partition:batch", "batch", new ResourceVector(1000, 1L << 30), null), "b");
+        var delegated = executor.SubmitArguments(Gang(1, 1, 1, "partition:batch", "batch", new ResourceVector(1000, 1L << 30), null, "batch"), "b");
         Assert.Contains("--partition=batch", delegated);
         Assert.DoesNotContain(delegated, a => a.StartsWith("--nodelist", StringComparison.Ordinal));
     }
@@ -180,8 +176,8 @@ public sealed class SlurmUnitTests : IDisposable
         Assert.True(fake.Calls("sacct") >= 1); // asked the accounting first
     }
 
-    private GangLaunch Gang(long jobId, int attempt, int tasks, string node, string queue, ResourceVector perTask, TimeSpan? walltime) =>
-        new(jobId, attempt, "j", queue, perTask, walltime, Enumerable.Range(0, tasks).Select(t => new TaskLaunch(jobId, t, attempt, node, ["true"],
+    private GangLaunch Gang(long jobId, int attempt, int tasks, string node, string queue, ResourceVector perTask, TimeSpan? walltime, string? partition = null) =>
+        new(jobId, attempt, queue, partition, perTask, walltime, Enumerable.Range(0, tasks).Select(t => new TaskLaunch(jobId, t, attempt, node, ["true"],
             Path.Combine(_dir, "work", jobId.ToString(CultureInfo.InvariantCulture)), new Dictionary<string, string>(),
             Path.Combine(_dir, "logs", $"{jobId}.{attempt}.{t}.log"))).ToList());
 

@@ -112,7 +112,7 @@ public sealed class SlurmClusterTests
         var node = Assert.Single((await executor.DiscoverAsync(default))!.Nodes).Name;
         var log = directory.Combine("logs", "task-0.log");
         var launch = new TaskLaunch(77, 0, 3, node, ["/bin/sh", "-c", "sleep 30"], directory.Combine("work"), new Dictionary<string, string>(), log);
-        var started = Assert.Single(await executor.StartAsync(new GangLaunch(77, 3, "lost-id", "default", new ResourceVector(1000, 64L << 20), null, [launch]), default));
+        var started = Assert.Single(await executor.StartAsync(new GangLaunch(77, 3, "default", "batch", new ResourceVector(1000, 64L << 20), null, [launch]), default));
         try
         {
             var unrecorded = started with { ExternalId = null };

@@ -26,7 +26,6 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
     private volatile IReadOnlyDictionary<string, SlurmJob> _snapshot = new Dictionary<string, SlurmJob>();
     private long _snapshotTicks = long.MinValue;
     private volatile Dictionary<string, ExecutorNode> _nodes = [];
-    private IReadOnlyList<ExecutorPartition> _partitions = [];
     private readonly ConcurrentDictionary<string, bool> _signalled = new(StringComparer.Ordinal);
     private long _unreachableSinceTicks = long.MinValue;
 
@@ -84,7 +83,6 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
         var nodes = SlurmJson.ParseNodes(_commands.Run("sinfo", ["--json"]));
         var partitions = SlurmJson.ParsePartitions(_commands.Run("scontrol", ["--oneliner", "show", "partition"]));
         _nodes = nodes.ToDictionary(n => n.Name, StringComparer.Ordinal);
-        _partitions = partitions;
         return new ExecutorCluster(partitions, nodes)
         {
             QueuePartitions = _options.Queues.Where(q => q.Value.Partition.Length > 0).ToDictionary(q => q.Key, q => q.Value.Partition, StringComparer.Ordinal),
@@ -151,13 +149,13 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
         {
             args.Add("--time=" + SlurmJson.FormatTime(walltime));
         }
-        var nodes = gang.Tasks.Select(t => t.Node).Distinct(StringComparer.Ordinal).ToList();
-        var pinned = !_options.DelegatesScheduling && nodes.All(_nodes.ContainsKey);
-        _options.Queues.TryGetValue(gang.Queue, out var mapped);
-        if (Partition(gang.Queue, mapped, pinned ? nodes : null) is { } partition)
+        if (gang.Partition is { } partition)
         {
             args.Add("--partition=" + partition);
         }
+        var nodes = gang.Tasks.Select(t => t.Node).Distinct(StringComparer.Ordinal).ToList();
+        var pinned = !_options.DelegatesScheduling && nodes.All(_nodes.ContainsKey);
+        _options.Queues.TryGetValue(gang.Queue, out var mapped);
         if (pinned)
         {
             args.Add("--nodelist=" + string.Join(',', nodes));
@@ -180,26 +178,6 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
 
     /// <summary>Whole CPUs of a task (Slurm counts CPUs, AI Mass millicores): rounded up, at least one.</summary>
     private static long CpusPerTask(AiMass.Resources.ResourceVector perTask) => Math.Max(1, (perTask.CpuMillis + 999) / 1000);
-
-    /// <summary>
-    /// The partition of a queue: the configured one, else the partition of the queue's name, else none (Slurm's
-    /// default). When the job is pinned to nodes, a partition that holds them all.
-    /// </summary>
-    private string? Partition(string queue, SlurmQueueOptions? mapped, List<string>? nodes)
-    {
-        var wanted = mapped is { Partition.Length: > 0 } ? mapped.Partition
-            : _partitions.Any(p => p.Name == queue) ? queue : null;
-        if (nodes is null)
-        {
-            return wanted;
-        }
-        bool Holds(string p) => nodes.All(n => _nodes[n].Partitions.Contains(p, StringComparer.Ordinal));
-        if (wanted is not null && Holds(wanted))
-        {
-            return wanted;
-        }
-        return _partitions.Select(p => p.Name).FirstOrDefault(Holds) ?? wanted;
-    }
 
     /// <inheritdoc />
     public async Task<TaskExit> WaitAsync(TaskHandle task, CancellationToken cancellationToken)

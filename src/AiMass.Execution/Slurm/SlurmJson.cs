@@ -101,38 +101,10 @@ public static class SlurmJson
             {
                 continue;
             }
-            partitions.Add(new ExecutorPartition(name, fields.GetValueOrDefault("Default") == "YES", fields.GetValueOrDefault("State") is null or "UP",
-                ParseTime(fields.GetValueOrDefault("MaxTime"))));
+            partitions.Add(new ExecutorPartition(name, fields.GetValueOrDefault("Default") == "YES"));
         }
         // The default partition first: jobs of the default queue go there.
         return [.. partitions.Where(p => p.IsDefault), .. partitions.Where(p => !p.IsDefault)];
-    }
-
-    /// <summary>A Slurm time (<c>UNLIMITED</c>, <c>MM</c>, <c>MM:SS</c>, <c>HH:MM:SS</c>, <c>D-HH[:MM[:SS]]</c>); null when unlimited.</summary>
-    public static TimeSpan? ParseTime(string? text)
-    {
-        if (string.IsNullOrEmpty(text) || text is "UNLIMITED" or "INFINITE" or "NONE" or "n/a")
-        {
-            return null;
-        }
-        var days = 0;
-        var rest = text;
-        var dash = text.IndexOf('-', StringComparison.Ordinal);
-        if (dash > 0)
-        {
-            days = int.Parse(text[..dash], CultureInfo.InvariantCulture);
-            rest = text[(dash + 1)..];
-        }
-        var parts = rest.Split(':').Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
-        return (dash > 0, parts.Length) switch
-        {
-            (false, 1) => TimeSpan.FromMinutes(parts[0]),
-            (false, 2) => new TimeSpan(0, parts[0], parts[1]),
-            (_, 3) => new TimeSpan(days, parts[0], parts[1], parts[2]),
-            (true, 1) => new TimeSpan(days, parts[0], 0, 0),
-            (true, 2) => new TimeSpan(days, parts[0], parts[1], 0),
-            _ => throw new FormatException($"not a Slurm time: {text}"),
-        };
     }
 
     /// <summary>A time limit as <c>sbatch --time</c> takes it: whole minutes, rounded up (Slurm keeps limits in minutes).</summary>
