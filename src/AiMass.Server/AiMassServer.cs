@@ -148,9 +148,7 @@ public static class AiMassServer
                 {
                     var options = sp.GetRequiredService<IOptions<SlurmOptions>>().Value;
                     var data = DataDirectory(sp);
-                    // This control plane's mark on its Slurm jobs: two control planes under one user never take each other's jobs.
-                    var tag = "aimass-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(data)))[..12];
-                    return new SlurmExecutor(options, new SlurmProcessCommands(options), tag, Path.Combine(data, "slurm"));
+                    return new SlurmExecutor(options, new SlurmProcessCommands(options), SlurmExecutor.DefaultTag(data), Path.Combine(data, "slurm"));
                 });
                 break;
             default:

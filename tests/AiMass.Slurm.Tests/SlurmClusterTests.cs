@@ -176,7 +176,6 @@ public sealed class SlurmClusterTests
         Assert.Contains("is slurmctld running and reachable?", e.Message, StringComparison.Ordinal);
     }
 
-    /// <summary>The tag the server derives from its data directory (as AiMassServer does).</summary>
-    private static string Tag(TempDirectory directory) =>
-        "aimass-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(directory.Path))))[..12];
+    /// <summary>The tag the server marks its Slurm jobs with.</summary>
+    private static string Tag(TempDirectory directory) => SlurmExecutor.DefaultTag(directory.Path);
 }

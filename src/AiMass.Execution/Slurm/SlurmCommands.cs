@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.ComponentModel;
 using System.Diagnostics;
 
@@ -52,7 +51,6 @@ public sealed class SlurmProcessCommands : ISlurmCommands
     ];
 
     private readonly SlurmOptions _options;
-    private readonly ConcurrentDictionary<string, int> _calls = new(StringComparer.Ordinal);
 
     /// <summary>Creates the runner.</summary>
     public SlurmProcessCommands(SlurmOptions options)
@@ -60,14 +58,10 @@ public sealed class SlurmProcessCommands : ISlurmCommands
         _options = options ?? throw new ArgumentNullException(nameof(options));
     }
 
-    /// <summary>How many times each tool has been run (for tests and benchmarks: one <c>squeue</c> per poll).</summary>
-    public int Calls(string tool) => _calls.GetValueOrDefault(tool);
-
     /// <inheritdoc />
     public string Run(string tool, IReadOnlyList<string> arguments)
     {
         ArgumentNullException.ThrowIfNull(arguments);
-        _calls.AddOrUpdate(tool, 1, (_, n) => n + 1);
         var path = _options.BinDirectory.Length == 0 ? tool : Path.Combine(_options.BinDirectory, tool);
         var info = new ProcessStartInfo(path)
         {

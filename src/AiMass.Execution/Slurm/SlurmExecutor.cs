@@ -55,6 +55,13 @@ public sealed class SlurmExecutor : IExecutor, IDisposable
     /// <summary>The message of the last failed poll, while Slurm cannot be reached; null when the last poll succeeded.</summary>
     public string? LastError { get; private set; }
 
+    /// <summary>
+    /// A control plane's mark on its Slurm jobs (in their comment): <c>aimass-</c> and a digest of its data directory,
+    /// so two control planes under one Unix user never take each other's jobs.
+    /// </summary>
+    public static string DefaultTag(string dataDirectory) =>
+        "aimass-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(dataDirectory))))[..12];
+
     /// <summary>The Slurm job name of an attempt: <c>aimass-JOB.ATTEMPT</c>.</summary>
     public static string JobName(long jobId, int attempt) => string.Create(CultureInfo.InvariantCulture, $"aimass-{jobId}.{attempt}");
 
