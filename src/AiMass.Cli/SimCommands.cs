@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text;
 using AiMass.Simulation;
+using AiMass.Specs;
 using Spectre.Console;
 
 namespace AiMass.Cli;
@@ -8,6 +10,8 @@ namespace AiMass.Cli;
 /// <summary><c>aimass sim ...</c>: the cluster simulator (the platform's meta-model), in this process.</summary>
 internal static class SimCommands
 {
+    private const string SwfPolicies = "fcfs, easy, conservative";
+
     public static Command Create()
     {
         var command = new Command("sim", "Simulate the cluster: replay workloads with the live scheduler on a virtual clock (docs/simulator.md)");
@@ -16,47 +20,271 @@ internal static class SimCommands
         return command;
     }
 
-    private static Command Compare()
+    /// <summary>The options both commands share: what to simulate.</summary>
+    private sealed class Inputs
     {
-        var trace = new Option<string>("--trace") { Description = "A Standard Workload Format trace (.swf)", Required = true };
-        var policies = new Option<string>("--policies") { Description = "Comma-separated policies to compare: fcfs, easy, conservative", DefaultValueFactory = _ => "fcfs,easy,conservative" };
-        var processors = new Option<long?>("--processors") { Description = "Processors of the machine (default: the trace header's MaxProcs)" };
-        var output = new Option<string?>("--output") { Description = "Directory for one sub-directory per policy with its jobs.csv and summary.json" };
-        var command = new Command("compare", "Replay one SWF trace under several policies and print their figures side by side")
+        public Option<string?> Trace { get; } = new("--trace") { Description = "A Standard Workload Format trace (.swf), replayed on N identical processors" };
+
+        public Option<string?> Scenario { get; } = new("--scenario") { Description = "A scenario (.yaml): cluster, workload, failures, checkpoints (docs/simulator.md)" };
+
+        public Option<long?> Processors { get; } = new("--processors") { Description = "With --trace: processors of the machine (default: the trace header's MaxProcs)" };
+
+        public Option<int?> Seed { get; } = new("--seed") { Description = "With --scenario: the seed of its random draws (default: the scenario's)" };
+
+        public Option<string?> Output { get; } = new("--output") { Description = "Directory for the results (jobs.csv, summary.json; with --scenario also timeseries.csv; plots as PNG and SVG)" };
+
+        public void AddTo(Command command)
         {
-            trace, policies, processors, output,
+            command.Options.Add(Trace);
+            command.Options.Add(Scenario);
+            command.Options.Add(Processors);
+            command.Options.Add(Seed);
+            command.Options.Add(Output);
+        }
+
+        /// <summary>The scenario, or null for an SWF replay (then the trace); exactly one of the two must be given.</summary>
+        public (Scenario? Scenario, string? TracePath, SwfTrace? Swf) Load(ParseResult parse)
+        {
+            var trace = parse.GetValue(Trace);
+            var scenario = parse.GetValue(Scenario);
+            if ((trace is null) == (scenario is null))
+            {
+                throw new CliException("give either --trace FILE.swf or --scenario FILE.yaml");
+            }
+            if (scenario is not null)
+            {
+                if (parse.GetValue(Processors) is not null)
+                {
+                    throw new CliException("--processors applies to --trace; a scenario declares its nodes");
+                }
+                var loaded = ScenarioReader.ReadFile(scenario);
+                return (parse.GetValue(Seed) is { } seed ? loaded with { Seed = seed } : loaded, null, null);
+            }
+            if (parse.GetValue(Seed) is not null)
+            {
+                throw new CliException("--seed applies to --scenario (an SWF replay draws nothing at random)");
+            }
+            var (path, swf) = LoadTrace(trace!, parse.GetValue(Processors));
+            return (null, path, swf);
+        }
+    }
+
+    private static Command Run()
+    {
+        var inputs = new Inputs();
+        var policy = new Option<string?>("--policy")
+        {
+            Description = "With --trace: fcfs, easy (default) or conservative. With --scenario: terms joined by '+' that change the scenario's policy — "
+                + "fifo|priority|drf|sjf|las, easy|conservative|nobackfill, binpack|spread, preempt|nopreempt; fcfs = fifo+nobackfill (default: the scenario's own)",
         };
+        var command = new Command("run", "Simulate a scenario or replay an SWF trace with the live scheduler; print the summary, write per-job results and plots") { policy };
+        inputs.AddTo(command);
         command.SetAction((parse, ct) => Cli.RunAsync(parse, () =>
         {
-            var (path, swf) = Load(parse.GetValue(trace)!, parse.GetValue(processors));
-            var chosen = parse.GetValue(policies)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            var unknown = chosen.Where(p => !Enum.TryParse<ReplayPolicy>(p, ignoreCase: true, out _) || p.All(char.IsAsciiDigit)).ToList();
-            if (chosen.Length == 0 || unknown.Count > 0)
+            var (scenario, path, swf) = inputs.Load(parse);
+            var output = parse.GetValue(inputs.Output);
+            if (scenario is not null)
             {
-                throw new CliException($"--policies: unknown {string.Join(", ", unknown.Select(u => $"'{u}'"))}; choose among fcfs, easy, conservative");
-            }
-            var table = new Table().AddColumns("POLICY", "JOBS", "UTILISATION", "MEAN WAIT (S)", "P95 WAIT (S)", "P99 WAIT (S)", "MEAN BSLD", "MEAN JCT (S)", "MAKESPAN (S)", "SIMULATED IN");
-            foreach (var name in chosen.Select(c => c.ToLowerInvariant()).Distinct(StringComparer.Ordinal))
-            {
-                var result = Replay(swf, name, parse.GetValue(processors));
-                if (parse.GetValue(output) is { } dir)
+                var result = Simulate(scenario, SimulationPolicy(parse.GetValue(policy) ?? "scenario"));
+                AnsiConsole.Write(ScenarioTable(scenario, result));
+                if (output is not null)
                 {
-                    SimulationReport.Write(Path.Combine(dir, name), result, name, path);
+                    var files = ScenarioReport.Write(output, result, scenario);
+                    Console.Out.WriteLine($"wrote {string.Join(", ", files.Select(Path.GetFileName))} to {output}");
                 }
-                var s = result.Summary;
-                table.AddRow(name, s.Jobs.ToString(CultureInfo.InvariantCulture), F(s.Utilization * 100, "0.0") + " %", F(s.MeanWait, "0.#"), F(s.P95Wait, "0"),
-                    F(s.P99Wait, "0"), F(s.MeanBoundedSlowdown), F(s.MeanJobCompletionTime, "0.#"), s.Makespan.ToString(CultureInfo.InvariantCulture),
-                    F(result.Elapsed.TotalSeconds, "0.00") + " s");
+                return Task.CompletedTask;
             }
-            AnsiConsole.Write(table);
+            var chosen = (parse.GetValue(policy) ?? "easy").ToLowerInvariant();
+            RequireSwfPolicies("--policy", [chosen]);
+            var replay = Replay(swf!, chosen, parse.GetValue(inputs.Processors));
+            AnsiConsole.Write(SwfTable(chosen, replay));
+            if (output is not null)
+            {
+                SimulationReport.Write(output, replay, chosen, path!);
+                Console.Out.WriteLine($"wrote {Path.Combine(output, "jobs.csv")}, {Path.Combine(output, "summary.json")} and plots");
+            }
             return Task.CompletedTask;
         }));
         return command;
     }
 
+    private static Command Compare()
+    {
+        var inputs = new Inputs();
+        var policies = new Option<string?>("--policies")
+        {
+            Description = "Comma-separated policies. With --trace: fcfs, easy, conservative (default: all three). "
+                + "With --scenario: policies as for 'sim run --policy', e.g. fcfs,easy,sjf+easy,las,drf+easy (default: fcfs,easy,sjf+easy,las)",
+        };
+        var command = new Command("compare", "Run several policies on the same scenario or SWF trace and print their figures side by side (with --output: per-policy results and overlaid plots)") { policies };
+        inputs.AddTo(command);
+        command.SetAction((parse, ct) => Cli.RunAsync(parse, () =>
+        {
+            var (scenario, path, swf) = inputs.Load(parse);
+            var output = parse.GetValue(inputs.Output);
+            var chosen = (parse.GetValue(policies) ?? (scenario is null ? "fcfs,easy,conservative" : "fcfs,easy,sjf+easy,las"))
+                .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(p => p.ToLowerInvariant()).Distinct(StringComparer.Ordinal).ToList();
+            if (chosen.Count == 0)
+            {
+                throw new CliException("--policies: name at least one policy");
+            }
+            return scenario is null
+                ? CompareSwf(swf!, path!, chosen, parse.GetValue(inputs.Processors), output)
+                : CompareScenario(scenario, chosen, output);
+        }));
+        return command;
+    }
+
+    private static Task CompareSwf(SwfTrace swf, string path, IReadOnlyList<string> chosen, long? processors, string? output)
+    {
+        RequireSwfPolicies("--policies", chosen);
+        var table = new Table().AddColumns("POLICY", "JOBS", "UTILISATION", "MEAN WAIT (S)", "P95 WAIT (S)", "P99 WAIT (S)", "MEAN BSLD", "MEAN JCT (S)", "MAKESPAN (S)", "SIMULATED IN");
+        var runs = new List<PlotRun>();
+        foreach (var name in chosen)
+        {
+            var result = Replay(swf, name, processors);
+            if (output is not null)
+            {
+                SimulationReport.Write(Path.Combine(output, name), result, name, path, plots: false);
+                runs.Add(PlotRun.Of(result, name));
+            }
+            var s = result.Summary;
+            table.AddRow(name, s.Jobs.ToString(CultureInfo.InvariantCulture), F(s.Utilization * 100, "0.0") + " %", F(s.MeanWait, "0.#"), F(s.P95Wait, "0"),
+                F(s.P99Wait, "0"), F(s.MeanBoundedSlowdown), F(s.MeanJobCompletionTime, "0.#"), s.Makespan.ToString(CultureInfo.InvariantCulture),
+                F(result.Elapsed.TotalSeconds, "0.00") + " s");
+        }
+        AnsiConsole.Write(table);
+        if (output is not null)
+        {
+            SimulationPlots.Write(output, runs);
+            Console.Out.WriteLine($"wrote one directory per policy and the overlaid plots to {output}");
+        }
+        return Task.CompletedTask;
+    }
+
+    private static Task CompareScenario(Scenario scenario, IReadOnlyList<string> chosen, string? output)
+    {
+        var parsed = chosen.Select(SimulationPolicy).ToList();
+        var table = new Table().AddColumns("POLICY", "DONE", "GPU UTIL", "CPU UTIL", "MEAN WAIT", "P95 WAIT", "MEAN JCT", "P95 JCT", "MEAN BSLD", "MAKESPAN", "PREEMPTED", "KILLED", "LOST GPU-H", "SIMULATED IN");
+        var runs = new List<PlotRun>();
+        var csv = new StringBuilder("policy,jobs,unfinished,gpu_utilization,cpu_utilization,mean_wait,p50_wait,p95_wait,p99_wait,mean_jct,p95_jct,mean_bounded_slowdown,makespan,preemptions,jobs_killed_by_failures,lost_gpu_hours\n");
+        foreach (var policy in parsed)
+        {
+            var result = Simulate(scenario, policy);
+            var s = result.Summary;
+            if (output is not null)
+            {
+                ScenarioReport.Write(Path.Combine(output, Safe(policy.Name)), result, scenario, plots: false);
+                runs.Add(PlotRun.Of(result));
+            }
+            csv.Append(CultureInfo.InvariantCulture,
+                $"{policy.Name},{s.Jobs},{s.Unfinished},{s.GpuUtilization:0.######},{s.CpuUtilization:0.######},{s.MeanWait:0.###},{s.P50Wait:0.###},{s.P95Wait:0.###},{s.P99Wait:0.###},{s.MeanJobCompletionTime:0.###},{s.P95JobCompletionTime:0.###},{s.MeanBoundedSlowdown:0.######},{s.Makespan:0.###},{s.Preemptions},{s.JobsKilledByFailures},{s.LostGpuHours:0.###}\n");
+            table.AddRow(Cli.Esc(policy.Name), $"{s.Jobs}/{s.Jobs + s.Unfinished}", F(s.GpuUtilization * 100, "0.0") + " %", F(s.CpuUtilization * 100, "0.0") + " %",
+                D(s.MeanWait), D(s.P95Wait), D(s.MeanJobCompletionTime), D(s.P95JobCompletionTime), F(s.MeanBoundedSlowdown), D(s.Makespan),
+                s.Preemptions.ToString(CultureInfo.InvariantCulture), s.JobsKilledByFailures.ToString(CultureInfo.InvariantCulture), F(s.LostGpuHours, "0.#"),
+                F(result.Elapsed.TotalSeconds, "0.00") + " s");
+        }
+        AnsiConsole.Write(table);
+        if (output is not null)
+        {
+            Directory.CreateDirectory(output);
+            AtomicFile.Write(Path.Combine(output, "compare.csv"), csv.ToString());
+            SimulationPlots.Write(output, runs);
+            Console.Out.WriteLine($"wrote compare.csv, one directory per policy and the overlaid plots to {output}");
+        }
+        return Task.CompletedTask;
+    }
+
+    private static string Safe(string policy) => policy.Replace('+', '_');
+
+    private static Simulation.SimulationPolicy SimulationPolicy(string text)
+    {
+        try
+        {
+            return Simulation.SimulationPolicy.Parse(text);
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException(e.Message);
+        }
+    }
+
+    private static ScenarioResult Simulate(Scenario scenario, Simulation.SimulationPolicy policy)
+    {
+        try
+        {
+            return ScenarioSimulator.Run(scenario, policy);
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException($"scenario {scenario.Name}: {e.Message}");
+        }
+        catch (Scheduling.SchedulingException e)
+        {
+            throw new CliException($"scenario {scenario.Name}: {e.Message}");
+        }
+    }
+
+    private static Table ScenarioTable(Scenario scenario, ScenarioResult result)
+    {
+        var s = result.Summary;
+        var table = new Table().AddColumns("MEASURE", "VALUE");
+        table.AddRow("scenario", Cli.Esc($"{scenario.Name} (seed {scenario.Seed})"));
+        table.AddRow("policy", Cli.Esc(result.Policy));
+        table.AddRow("jobs finished / unfinished", $"{s.Jobs} / {s.Unfinished}");
+        table.AddRow("jobs skipped", result.Skipped.Count == 0 ? "0" : Cli.Esc(string.Join("; ", result.Skipped.Select(p => $"{p.Value} {p.Key}"))));
+        table.AddRow("GPU / CPU utilisation", $"{F(s.GpuUtilization * 100, "0.0")} % / {F(s.CpuUtilization * 100, "0.0")} %");
+        table.AddRow("wait mean / p50 / p95 / p99", $"{D(s.MeanWait)} / {D(s.P50Wait)} / {D(s.P95Wait)} / {D(s.P99Wait)}");
+        table.AddRow("job completion time mean / p50 / p95", $"{D(s.MeanJobCompletionTime)} / {D(s.P50JobCompletionTime)} / {D(s.P95JobCompletionTime)}");
+        table.AddRow("mean bounded slowdown (10 s)", F(s.MeanBoundedSlowdown));
+        table.AddRow("makespan", D(s.Makespan));
+        table.AddRow("node failures / jobs killed", $"{s.NodeFailures} / {s.JobsKilledByFailures}");
+        table.AddRow("lost to failures", $"{F(s.LostGpuHours, "0.#")} GPU-h, {F(s.LostCpuHours, "0.#")} core-h");
+        table.AddRow("preemptions (lost GPU-h)", $"{s.Preemptions} ({F(s.PreemptionLostGpuHours, "0.#")})");
+        table.AddRow("nodes provisioned", s.NodesProvisioned.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("simulated in", $"{F(result.Elapsed.TotalSeconds, "0.00")} s ({result.Events.ToString(CultureInfo.InvariantCulture)} events)");
+        return table;
+    }
+
+    private static Table SwfTable(string policy, ReplayResult result)
+    {
+        var s = result.Summary;
+        var table = new Table().AddColumns("MEASURE", "VALUE");
+        table.AddRow("policy", policy);
+        table.AddRow("processors", s.Processors.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("jobs replayed", s.Jobs.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("jobs skipped", result.Skipped.Count == 0 ? "0" : Cli.Esc(string.Join(", ", result.Skipped.Select(p => $"{p.Value} {p.Key}"))));
+        table.AddRow("utilisation", F(s.Utilization * 100, "0.0") + " %");
+        table.AddRow("wait mean / p50 / p95 / p99 (s)", $"{F(s.MeanWait, "0.#")} / {F(s.P50Wait, "0")} / {F(s.P95Wait, "0")} / {F(s.P99Wait, "0")}");
+        table.AddRow("mean bounded slowdown (10 s)", F(s.MeanBoundedSlowdown));
+        table.AddRow("mean job completion time (s)", F(s.MeanJobCompletionTime, "0.#"));
+        table.AddRow("makespan (s)", s.Makespan.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("simulated in", $"{F(result.Elapsed.TotalSeconds, "0.00")} s ({result.Events.ToString(CultureInfo.InvariantCulture)} events)");
+        return table;
+    }
+
+    private static void RequireSwfPolicies(string option, IReadOnlyList<string> chosen)
+    {
+        var unknown = chosen.Where(p => !Enum.TryParse<ReplayPolicy>(p, ignoreCase: true, out _) || p.All(char.IsAsciiDigit)).ToList();
+        if (unknown.Count > 0)
+        {
+            throw new CliException($"{option}: unknown {string.Join(", ", unknown.Select(u => $"'{u}'"))}; choose among {SwfPolicies} (a scenario takes more)");
+        }
+    }
+
     private static string F(double v, string format = "0.##") => v.ToString(format, CultureInfo.InvariantCulture);
 
-    private static (string Path, SwfTrace Trace) Load(string path, long? processors)
+    /// <summary>Seconds for people: 42 s, 12.5 min, 3.2 h, 2.1 d.</summary>
+    private static string D(double seconds) => seconds switch
+    {
+        < 120 => F(seconds, "0.#") + " s",
+        < 7200 => F(seconds / 60, "0.#") + " min",
+        < 172_800 => F(seconds / 3600, "0.#") + " h",
+        _ => F(seconds / 86_400, "0.#") + " d",
+    };
+
+    private static (string Path, SwfTrace Trace) LoadTrace(string path, long? processors)
     {
         if (!File.Exists(path))
         {
@@ -67,7 +295,7 @@ internal static class SimCommands
         {
             swf = SwfReader.ReadFile(path);
         }
-        catch (SwfFormatException e)
+        catch (TraceFormatException e)
         {
             throw new CliException($"not a valid SWF trace: {e.Message}");
         }
@@ -92,47 +320,5 @@ internal static class SimCommands
         {
             throw new CliException(e.Message);
         }
-    }
-
-    private static Command Run()
-    {
-        var trace = new Option<string>("--trace") { Description = "A Standard Workload Format trace (.swf)", Required = true };
-        var policy = new Option<string>("--policy") { Description = "fcfs, easy (EASY backfilling) or conservative (conservative backfilling)", DefaultValueFactory = _ => "easy" };
-        policy.AcceptOnlyFromAmong("fcfs", "easy", "conservative");
-        var processors = new Option<long?>("--processors") { Description = "Processors of the machine (default: the trace header's MaxProcs)" };
-        var output = new Option<string?>("--output") { Description = "Directory for jobs.csv and summary.json (default: print the summary only)" };
-        var command = new Command("run", "Replay an SWF trace on N identical processors with the live scheduler; print the summary, write per-job results")
-        {
-            trace, policy, processors, output,
-        };
-        command.SetAction((parse, ct) => Cli.RunAsync(parse, () =>
-        {
-            var (path, swf) = Load(parse.GetValue(trace)!, parse.GetValue(processors));
-            var chosen = parse.GetValue(policy)!;
-            var result = Replay(swf, chosen, parse.GetValue(processors));
-            if (parse.GetValue(output) is { } dir)
-            {
-                SimulationReport.Write(dir, result, chosen, path);
-            }
-            var s = result.Summary;
-            var table = new Table().AddColumns("MEASURE", "VALUE");
-            table.AddRow("policy", chosen);
-            table.AddRow("processors", s.Processors.ToString(CultureInfo.InvariantCulture));
-            table.AddRow("jobs replayed", s.Jobs.ToString(CultureInfo.InvariantCulture));
-            table.AddRow("jobs skipped", result.Skipped.Count == 0 ? "0" : Cli.Esc(string.Join(", ", result.Skipped.Select(p => $"{p.Value} {p.Key}"))));
-            table.AddRow("utilisation", F(s.Utilization * 100, "0.0") + " %");
-            table.AddRow("wait mean / p50 / p95 / p99 (s)", $"{F(s.MeanWait, "0.#")} / {F(s.P50Wait, "0")} / {F(s.P95Wait, "0")} / {F(s.P99Wait, "0")}");
-            table.AddRow("mean bounded slowdown (10 s)", F(s.MeanBoundedSlowdown));
-            table.AddRow("mean job completion time (s)", F(s.MeanJobCompletionTime, "0.#"));
-            table.AddRow("makespan (s)", s.Makespan.ToString(CultureInfo.InvariantCulture));
-            table.AddRow("simulated in", $"{F(result.Elapsed.TotalSeconds, "0.00")} s ({result.Events.ToString(CultureInfo.InvariantCulture)} events)");
-            AnsiConsole.Write(table);
-            if (parse.GetValue(output) is { } written)
-            {
-                Console.Out.WriteLine($"wrote {Path.Combine(written, "jobs.csv")} and {Path.Combine(written, "summary.json")}");
-            }
-            return Task.CompletedTask;
-        }));
-        return command;
     }
 }

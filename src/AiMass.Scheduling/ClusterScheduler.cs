@@ -292,6 +292,20 @@ public sealed class ClusterScheduler
         return true;
     }
 
+    /// <summary>
+    /// Changes a held job's priority (pending or running: it counts from the next pass, for ordering and for which
+    /// jobs may preempt which). False when the scheduler does not hold the job.
+    /// </summary>
+    public bool SetPriority(long jobId, int priority)
+    {
+        if (!_jobs.TryGetValue(jobId, out var job))
+        {
+            return false;
+        }
+        job.Request = job.Request with { Priority = priority };
+        return true;
+    }
+
     /// <summary>Events recorded since the last pass by calls other than <see cref="Schedule"/> (node changes, requeues); clears them.</summary>
     public IReadOnlyList<SchedulerEvent> DrainEvents()
     {
@@ -569,7 +583,7 @@ public sealed class ClusterScheduler
                 }
                 pending.Add(j);
             }
-            var order = new PendingOrder(pending, _s._queues, _policy.Ordering, _s.OwnerShare);
+            var order = new PendingOrder(pending, _s._queues, _policy.Ordering, _s.OwnerShare, _policy.UnknownWalltime);
             var depth = _policy.Backfill switch
             {
                 BackfillPolicy.None => 0,

@@ -42,6 +42,12 @@ public enum OrderingPolicy
     /// dominant share divided by its weight goes next; an owner's own jobs by priority, then submission time.
     /// </summary>
     FairShare,
+
+    /// <summary>
+    /// Shortest job first: by walltime (the user's estimate; jobs without one count as the policy's unknown
+    /// walltime), then priority, then submission time. Minimises mean wait when estimates are honest.
+    /// </summary>
+    ShortestFirst,
 }
 
 /// <summary>What happens when the next job in order does not fit.</summary>

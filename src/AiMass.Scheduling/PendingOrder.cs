@@ -12,15 +12,18 @@ internal sealed class PendingOrder
     private readonly List<JobRecord> _first;
     private readonly List<QueueCursor> _queues;
     private readonly OrderingPolicy _ordering;
+    private readonly Comparison<JobRecord> _byLength;
     private int _firstIndex;
 
     public PendingOrder(
         IEnumerable<JobRecord> pending,
         IReadOnlyDictionary<string, QueueRecord> queues,
         OrderingPolicy ordering,
-        Func<string, double> ownerShare)
+        Func<string, double> ownerShare,
+        TimeSpan unknownWalltime)
     {
         _ordering = ordering;
+        _byLength = (a, b) => ByLength(a, b, unknownWalltime);
         _first = [];
         var byQueue = new Dictionary<string, List<JobRecord>>(StringComparer.Ordinal);
         foreach (var job in pending)
@@ -43,7 +46,7 @@ internal sealed class PendingOrder
         foreach (var (name, jobs) in byQueue.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
             var queue = queues[name];
-            _queues.Add(new QueueCursor(queue, queue.Spec.Ordering ?? ordering, jobs, ownerShare));
+            _queues.Add(new QueueCursor(queue, queue.Spec.Ordering ?? ordering, jobs, ownerShare, _byLength));
         }
     }
 
@@ -52,6 +55,13 @@ internal sealed class PendingOrder
     {
         var c = b.Request.Priority.CompareTo(a.Request.Priority);
         return c != 0 ? c : BySubmission(a, b);
+    }
+
+    /// <summary>Jobs ordered by walltime (unknown: <paramref name="unknownWalltime"/>), then priority, then submission.</summary>
+    public static int ByLength(JobRecord a, JobRecord b, TimeSpan unknownWalltime)
+    {
+        var c = (a.Request.Walltime ?? unknownWalltime).CompareTo(b.Request.Walltime ?? unknownWalltime);
+        return c != 0 ? c : ByPriority(a, b);
     }
 
     /// <summary>Jobs ordered by submission time, then id.</summary>
@@ -90,6 +100,7 @@ internal sealed class PendingOrder
     {
         OrderingPolicy.Fifo => BySubmission(head, otherHead) < 0,
         OrderingPolicy.Priority => ByPriority(head, otherHead) < 0,
+        OrderingPolicy.ShortestFirst => _byLength(head, otherHead) < 0,
         _ => q.Queue.WeightedShare < other.Queue.WeightedShare
             || (q.Queue.WeightedShare == other.Queue.WeightedShare && string.CompareOrdinal(q.Queue.Spec.Name, other.Queue.Spec.Name) < 0),
     };
@@ -101,13 +112,18 @@ internal sealed class PendingOrder
         private readonly PriorityQueue<OwnerCursor, (double Share, string Owner)>? _owners;
         private readonly Func<string, double> _ownerShare;
 
-        public QueueCursor(QueueRecord queue, OrderingPolicy ordering, List<JobRecord> jobs, Func<string, double> ownerShare)
+        public QueueCursor(QueueRecord queue, OrderingPolicy ordering, List<JobRecord> jobs, Func<string, double> ownerShare, Comparison<JobRecord> byLength)
         {
             Queue = queue;
             _ownerShare = ownerShare;
             if (ordering != OrderingPolicy.FairShare)
             {
-                jobs.Sort(ordering == OrderingPolicy.Fifo ? BySubmission : ByPriority);
+                jobs.Sort(ordering switch
+                {
+                    OrderingPolicy.Fifo => BySubmission,
+                    OrderingPolicy.ShortestFirst => byLength,
+                    _ => ByPriority,
+                });
                 _sorted = jobs;
                 return;
             }

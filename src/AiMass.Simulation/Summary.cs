@@ -100,8 +100,8 @@ public static class SimulationReport
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    /// <summary>Writes <c>DIR/jobs.csv</c> and <c>DIR/summary.json</c> (each written aside, then renamed into place).</summary>
-    public static void Write(string directory, ReplayResult result, string policy, string trace)
+    /// <summary>Writes <c>DIR/jobs.csv</c>, <c>DIR/summary.json</c> and (unless told not to) the plots, each written aside, then renamed into place.</summary>
+    public static void Write(string directory, ReplayResult result, string policy, string trace, bool plots = true)
     {
         ArgumentNullException.ThrowIfNull(result);
         Directory.CreateDirectory(directory);
@@ -110,7 +110,7 @@ public static class SimulationReport
         {
             csv.Append(CultureInfo.InvariantCulture, $"{j.Id},{j.Submit},{j.Start},{j.End},{j.Wait},{j.Run},{j.Processors},{j.BoundedSlowdown:0.######}\n");
         }
-        WriteAtomically(Path.Combine(directory, "jobs.csv"), csv.ToString());
+        AtomicFile.Write(Path.Combine(directory, "jobs.csv"), csv.ToString());
         var summary = new
         {
             trace,
@@ -120,13 +120,97 @@ public static class SimulationReport
             events = result.Events,
             elapsed_seconds = result.Elapsed.TotalSeconds,
         };
-        WriteAtomically(Path.Combine(directory, "summary.json"), JsonSerializer.Serialize(summary, Json) + "\n");
+        AtomicFile.Write(Path.Combine(directory, "summary.json"), JsonSerializer.Serialize(summary, Json) + "\n");
+        if (plots)
+        {
+            SimulationPlots.Write(directory, [PlotRun.Of(result, policy)]);
+        }
     }
 
-    private static void WriteAtomically(string path, string text)
+}
+
+/// <summary>Writes files aside, then renames them into place: a reader never sees half a file.</summary>
+public static class AtomicFile
+{
+    /// <summary>Writes <paramref name="text"/> as UTF-8.</summary>
+    public static void Write(string path, string text) => Write(path, System.Text.Encoding.UTF8.GetBytes(text));
+
+    /// <summary>Writes <paramref name="bytes"/>.</summary>
+    public static void Write(string path, byte[] bytes)
     {
         var temporary = path + ".tmp";
-        File.WriteAllText(temporary, text);
+        File.WriteAllBytes(temporary, bytes);
         File.Move(temporary, path, overwrite: true);
     }
+}
+
+/// <summary>
+/// Writes a scenario run's outputs: <c>jobs.csv</c> (one row per job), <c>summary.json</c>, <c>timeseries.csv</c>
+/// (the cluster after each instant something changed) and the plots.
+/// </summary>
+public static class ScenarioReport
+{
+    /// <summary>The header of a scenario run's <c>jobs.csv</c>.</summary>
+    public const string JobsHeader = "job_id,name,user,queue,submit,start,end,wait,run,jct,tasks,cpus,gpus,work,restarts,preemptions,failure_kills,lost_seconds,bounded_slowdown";
+
+    /// <summary>The header of <c>timeseries.csv</c>.</summary>
+    public const string SeriesHeader = "time,busy_cpus,busy_gpus,up_cpus,up_gpus,pending,running";
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>Writes the outputs of <paramref name="result"/> to <paramref name="directory"/>; returns the files written.</summary>
+    public static IReadOnlyList<string> Write(string directory, ScenarioResult result, Scenario scenario, bool plots = true)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        ArgumentNullException.ThrowIfNull(scenario);
+        Directory.CreateDirectory(directory);
+        var files = new List<string>();
+        var csv = new StringBuilder(JobsHeader).Append('\n');
+        foreach (var r in result.Jobs)
+        {
+            var j = r.Job;
+            csv.Append(CultureInfo.InvariantCulture,
+                $"{j.Id},{Csv(j.Name)},{Csv(j.User)},{Csv(j.Queue)},{r.Submit:0.###},{N(r.Start)},{N(r.End)},{N(r.Wait)},{N(r.Run)},{N(r.CompletionTime)},{j.Tasks},{j.CpuMillis / 1000.0:0.###},{j.Gpus},{j.Duration.TotalSeconds:0.###},{r.Restarts},{r.Preemptions},{r.FailureKills},{r.LostSeconds:0.###},{(r.BoundedSlowdown is { } b ? b.ToString("0.######", CultureInfo.InvariantCulture) : "")}\n");
+        }
+        files.Add(Put(directory, "jobs.csv", csv.ToString()));
+        var series = new StringBuilder(SeriesHeader).Append('\n');
+        foreach (var s in result.Series)
+        {
+            series.Append(CultureInfo.InvariantCulture, $"{s.Time:0.###},{s.BusyCpus:0.###},{s.BusyGpus},{s.UpCpus:0.###},{s.UpGpus},{s.Pending},{s.Running}\n");
+        }
+        files.Add(Put(directory, "timeseries.csv", series.ToString()));
+        var summary = new
+        {
+            scenario = scenario.Name,
+            seed = scenario.Seed,
+            policy = result.Policy,
+            result.Summary,
+            skipped = result.Skipped,
+            events = result.Events,
+            elapsed_seconds = result.Elapsed.TotalSeconds,
+        };
+        files.Add(Put(directory, "summary.json", JsonSerializer.Serialize(summary, Json) + "\n"));
+        if (plots)
+        {
+            files.AddRange(SimulationPlots.Write(directory, [PlotRun.Of(result)]));
+        }
+        return files;
+    }
+
+    private static string Put(string directory, string name, string text)
+    {
+        var path = Path.Combine(directory, name);
+        AtomicFile.Write(path, text);
+        return path;
+    }
+
+    private static string N(double? value) => value is { } v ? v.ToString("0.###", CultureInfo.InvariantCulture) : "";
+
+    private static string Csv(string? text) =>
+        text is null ? "" : text.Contains(',', StringComparison.Ordinal) || text.Contains('"', StringComparison.Ordinal) ? "\"" + text.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : text;
 }

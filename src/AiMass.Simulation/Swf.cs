@@ -46,28 +46,28 @@ public sealed record SwfTrace(IReadOnlyDictionary<string, string> Header, IReadO
         Header.TryGetValue(key, out var text) && long.TryParse(text.Split(' ', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : null;
 }
 
-/// <summary>A trace line that is not valid SWF; says where and why.</summary>
-public sealed class SwfFormatException : FormatException
+/// <summary>A workload trace (SWF, DL CSV/JSON) that cannot be read; says where (file and line, or item) and why.</summary>
+public sealed class TraceFormatException : FormatException
 {
     /// <summary>Creates the exception.</summary>
-    public SwfFormatException(string source, int line, string message) : base($"{source}:{line.ToString(CultureInfo.InvariantCulture)}: {message}")
+    public TraceFormatException(string source, int line, string message) : base($"{source}:{line.ToString(CultureInfo.InvariantCulture)}: {message}")
     {
         Source = source;
         Line = line;
     }
 
     /// <summary>Creates the exception.</summary>
-    public SwfFormatException()
+    public TraceFormatException()
     {
     }
 
     /// <summary>Creates the exception.</summary>
-    public SwfFormatException(string message) : base(message)
+    public TraceFormatException(string message) : base(message)
     {
     }
 
     /// <summary>Creates the exception.</summary>
-    public SwfFormatException(string message, Exception inner) : base(message, inner)
+    public TraceFormatException(string message, Exception inner) : base(message, inner)
     {
     }
 
@@ -130,28 +130,51 @@ public static class SwfReader
                 }
                 if (count == Fields)
                 {
-                    throw new SwfFormatException(source, number, $"more than {Fields} fields");
+                    throw new TraceFormatException(source, number, $"more than {Fields} fields");
                 }
                 if (!double.TryParse(field, NumberStyles.Float, CultureInfo.InvariantCulture, out values[count]) || !double.IsFinite(values[count]))
                 {
-                    throw new SwfFormatException(source, number, $"field {count + 1} ('{field}') is not a number");
+                    throw new TraceFormatException(source, number, $"field {count + 1} ('{field}') is not a number");
                 }
                 count++;
             }
             if (count != Fields)
             {
-                throw new SwfFormatException(source, number, $"{count} fields where SWF has {Fields}");
+                throw new TraceFormatException(source, number, $"{count} fields where SWF has {Fields}");
             }
             for (var i = 0; i < Fields; i++)
             {
                 if (values[i] < -1)
                 {
-                    throw new SwfFormatException(source, number, $"field {i + 1} is {values[i].ToString(CultureInfo.InvariantCulture)}: only -1 (unknown) may be negative");
+                    throw new TraceFormatException(source, number, $"field {i + 1} is {values[i].ToString(CultureInfo.InvariantCulture)}: only -1 (unknown) may be negative");
                 }
             }
             long L(int field) => (long)Math.Round(values[field - 1]);
             jobs.Add(new SwfJob(L(1), L(2), L(3), L(4), L(5), values[5], values[6], L(8), L(9), values[9], L(11), L(12), L(13), L(14), L(15), L(16), L(17), L(18)));
         }
         return new SwfTrace(header, jobs);
+    }
+}
+
+/// <summary>SWF jobs as scenario jobs.</summary>
+public static class SwfWorkload
+{
+    /// <summary>
+    /// The runnable jobs of an SWF trace as scenario jobs: processors become CPU cores, the run time is the work, field 9
+    /// the estimate, field 12 the user (<c>user7</c>); memory per core from <paramref name="defaults"/>.
+    /// </summary>
+    public static IReadOnlyList<SimJob> ToSimJobs(SwfTrace trace, WorkloadDefaults? defaults = null)
+    {
+        ArgumentNullException.ThrowIfNull(trace);
+        defaults ??= new WorkloadDefaults();
+        return trace.Jobs.Where(j => j.Processors > 0).Select(j => new SimJob(
+            j.Number, TimeSpan.FromSeconds(Math.Max(0, j.Submit)), TimeSpan.FromSeconds(j.Runtime), 1,
+            defaults.Resources(0, j.Processors * 1000, null))
+        {
+            User = j.User >= 0 ? "user" + j.User.ToString(CultureInfo.InvariantCulture) : "anonymous",
+            Queue = defaults.Queue,
+            Estimate = j.RequestedTime > 0 ? TimeSpan.FromSeconds(j.RequestedTime) : null,
+            Preemptible = defaults.Preemptible,
+        }).ToList();
     }
 }

@@ -3,44 +3,6 @@ using AiMass.Scheduling;
 
 namespace AiMass.Specs;
 
-/// <summary>A cluster file: the scheduling policy, queues, static nodes and dynamic pools.</summary>
-public sealed record ClusterSpec
-{
-    /// <summary>The cluster-wide policy.</summary>
-    public SchedulerPolicy Policy { get; init; } = new();
-
-    /// <summary>Queues besides <c>default</c> (which always exists and may be redefined).</summary>
-    public IReadOnlyList<QueueSpec> Queues { get; init; } = [];
-
-    /// <summary>Static nodes.</summary>
-    public IReadOnlyList<NodeSpec> Nodes { get; init; } = [];
-
-    /// <summary>Pools, dynamic ones with their template.</summary>
-    public IReadOnlyList<PoolSpec> Pools { get; init; } = [];
-
-    /// <summary>How long a new node of a dynamic pool takes to come up, per pool name.</summary>
-    public IReadOnlyDictionary<string, TimeSpan> ProvisioningDelays { get; init; } = new Dictionary<string, TimeSpan>();
-
-    /// <summary>Declares everything in a scheduler.</summary>
-    public void ApplyTo(ClusterScheduler scheduler)
-    {
-        ArgumentNullException.ThrowIfNull(scheduler);
-        scheduler.Policy = Policy;
-        foreach (var queue in Queues)
-        {
-            scheduler.AddQueue(queue);
-        }
-        foreach (var pool in Pools)
-        {
-            scheduler.AddPool(pool);
-        }
-        foreach (var node in Nodes)
-        {
-            scheduler.AddNode(node);
-        }
-    }
-}
-
 /// <summary>Reads cluster files (<c>aimass up --cluster cluster.yaml</c>; see docs/scheduling.md).</summary>
 public static class ClusterSpecReader
 {
@@ -49,7 +11,14 @@ public static class ClusterSpecReader
     {
         ArgumentNullException.ThrowIfNull(text);
         var errors = new SpecErrors(source);
-        var root = errors.RequireRoot(text, "the cluster file is empty");
+        var spec = Read(errors.RequireRoot(text, "the cluster file is empty"));
+        errors.ThrowIfAny();
+        return spec;
+    }
+
+    /// <summary>Reads a cluster from a mapping (a file's root, or a scenario's <c>cluster:</c>); problems go to its errors.</summary>
+    internal static ClusterSpec Read(SpecMap root)
+    {
         var policy = Policy(root.Map("policy"));
         var queues = new List<QueueSpec>();
         foreach (var q in root.MapList("queues") ?? [])
@@ -123,7 +92,6 @@ public static class ClusterSpecReader
         {
             root.Error("nodes", $"node name '{duplicate.Key}' is used more than once");
         }
-        errors.ThrowIfAny();
         return new ClusterSpec { Policy = policy, Queues = queues, Nodes = nodes, Pools = pools, ProvisioningDelays = delays };
     }
 

@@ -42,7 +42,7 @@ public sealed class SwfTests
     [InlineData("1 0 5 100 4 -1 -1 -4 200 -1 1 3 1 7 1 1 -1 -1", 2, "field 8 is -4: only -1 (unknown) may be negative")]
     public void MalformedLines_AreRejected_WithTheirLineNumber(string line, int number, string message)
     {
-        var e = Assert.Throws<SwfFormatException>(() => SwfReader.Read(new StringReader("; MaxProcs: 4\n" + line + "\n"), "t.swf"));
+        var e = Assert.Throws<TraceFormatException>(() => SwfReader.Read(new StringReader("; MaxProcs: 4\n" + line + "\n"), "t.swf"));
         Assert.Equal(number, e.Line);
         Assert.Equal($"t.swf:{number}: {message}", e.Message);
     }
