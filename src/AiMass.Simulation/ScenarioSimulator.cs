@@ -3,6 +3,29 @@ using AiMass.Scheduling;
 
 namespace AiMass.Simulation;
 
+/// <summary>How a run of a job ended.</summary>
+public enum RunEnd
+{
+    /// <summary>Its work was done.</summary>
+    Completed,
+
+    /// <summary>It was preempted and requeued.</summary>
+    Preempted,
+
+    /// <summary>A node it ran on failed; it was requeued.</summary>
+    NodeFailed,
+
+    /// <summary>The simulation stopped (horizon) while it ran.</summary>
+    Running,
+}
+
+/// <summary>One run of a job: when and where its gang ran (one node per task, in task order).</summary>
+/// <param name="Start">Seconds from the start of the workload.</param>
+/// <param name="End">Seconds from the start of the workload (the horizon when it was still running).</param>
+/// <param name="Nodes">The node of each task.</param>
+/// <param name="Ended">How the run ended.</param>
+public sealed record JobRun(double Start, double End, IReadOnlyList<string> Nodes, RunEnd Ended);
+
 /// <summary>How one job of a scenario fared. Times are seconds from the start of the workload.</summary>
 /// <param name="Job">The job.</param>
 /// <param name="Start">Its first start; null when it never ran.</param>
@@ -11,6 +34,9 @@ public sealed record ScenarioJobResult(SimJob Job, double? Start, double? End)
 {
     /// <summary>Times it started again after being stopped (preempted or killed by a node failure).</summary>
     public int Restarts { get; init; }
+
+    /// <summary>Every run, in order.</summary>
+    public IReadOnlyList<JobRun> Runs { get; init; } = [];
 
     /// <summary>Times it was preempted.</summary>
     public int Preemptions { get; init; }
@@ -96,6 +122,9 @@ public sealed record ScenarioSummary
 
     /// <summary>GPU-hours allocated to jobs.</summary>
     public double BusyGpuHours { get; init; }
+
+    /// <summary>CPU core-hours allocated to jobs.</summary>
+    public double BusyCpuHours { get; init; }
 
     /// <summary>Node failures that happened.</summary>
     public int NodeFailures { get; init; }
@@ -255,6 +284,10 @@ public sealed class ScenarioSimulator
 
         public int Starts { get; set; }
 
+        public List<JobRun> Runs { get; } = [];
+
+        public IReadOnlyList<string> Nodes { get; set; } = [];
+
         public int Preemptions { get; set; }
 
         public int FailureKills { get; set; }
@@ -262,6 +295,9 @@ public sealed class ScenarioSimulator
         public long LostTicks { get; set; }
 
         public long FailureLostTicks { get; set; }
+
+        /// <summary>Whether the job's last stop was a node failure (its restore time is then lost to failures).</summary>
+        public bool RestartAfterFailure { get; set; }
 
         /// <summary>Least-attained-service: service since the job was last put in the first queue, and its queue.</summary>
         public double Attained { get; set; }
@@ -398,6 +434,8 @@ public sealed class ScenarioSimulator
                 job.Running = false;
                 job.Done = true;
                 job.End = _now;
+                job.Runs.Add(new JobRun(Seconds(job.RunStart), Seconds(_now), job.Nodes, RunEnd.Completed));
+                ChargeRestore(job, job.RunOverhead);
                 job.Remaining = 0;
                 job.Epoch++;
                 _running--;
@@ -441,7 +479,9 @@ public sealed class ScenarioSimulator
         var pass = _scheduler.Schedule();
         foreach (var started in pass.Started)
         {
-            Start(_byId[started.JobId]);
+            var job = _byId[started.JobId];
+            job.Nodes = started.Tasks.Select(t => t.Node).ToArray();
+            Start(job);
         }
         foreach (var preemption in pass.Preemptions)
         {
@@ -498,12 +538,15 @@ public sealed class ScenarioSimulator
         var interval = (job.Job.CheckpointInterval ?? _scenario.Checkpoints.Interval)?.Ticks;
         var saved = checkpointNow ? computed : interval is { } i and > 0 ? computed / i * i : 0;
         job.Remaining -= saved;
-        job.LostTicks += held - saved;
+        ChargeRestore(job, Math.Min(held, job.RunOverhead));
+        job.LostTicks += computed - saved;
         if (failure)
         {
-            job.FailureLostTicks += held - saved;
+            job.FailureLostTicks += computed - saved;
         }
+        job.RestartAfterFailure = failure;
         job.Attained += computed / (double)TimeSpan.TicksPerSecond * job.ServiceUnits;
+        job.Runs.Add(new JobRun(Seconds(job.RunStart), Seconds(_now), job.Nodes, failure ? RunEnd.NodeFailed : RunEnd.Preempted));
         job.LastRun = held;
         job.Running = false;
         job.Epoch++;
@@ -514,6 +557,16 @@ public sealed class ScenarioSimulator
         {
             var wait = (long)(Math.Max(held, TimeSpan.TicksPerSecond) * _scenario.Las.StarvationFactor);
             _events.Add(_now + wait, PhaseTimer, new Event(Kind.Promote, job.Index, job.Epoch, null));
+        }
+    }
+
+    /// <summary>Time spent restoring a checkpoint is lost to whatever stopped the previous run.</summary>
+    private static void ChargeRestore(JobState job, long spent)
+    {
+        job.LostTicks += spent;
+        if (job.RestartAfterFailure)
+        {
+            job.FailureLostTicks += spent;
         }
     }
 
@@ -647,13 +700,19 @@ public sealed class ScenarioSimulator
         }
     }
 
+    private static double Seconds(long ticks) => ticks / (double)TimeSpan.TicksPerSecond;
+
     private ScenarioResult Result(Stopwatch watch)
     {
-        static double Seconds(long ticks) => ticks / (double)TimeSpan.TicksPerSecond;
+        foreach (var job in _jobs.Where(j => j.Running))
+        {
+            job.Runs.Add(new JobRun(Seconds(job.RunStart), Seconds(_now), job.Nodes, RunEnd.Running));
+        }
         var results = _jobs.OrderBy(j => j.Job.Id).Select(j => new ScenarioJobResult(
             j.Job, j.FirstStart is { } s ? Seconds(s) : null, j.End is { } e ? Seconds(e) : null)
         {
             Restarts = Math.Max(0, j.Starts - 1),
+            Runs = j.Runs,
             Preemptions = j.Preemptions,
             FailureKills = j.FailureKills,
             LostSeconds = Seconds(j.LostTicks),
@@ -680,6 +739,7 @@ public sealed class ScenarioSimulator
             P95JobCompletionTime = SimulationSummary.Percentile(jcts, 0.95),
             Makespan = last - first,
             BusyGpuHours = _busyGpuIntegral / 3600,
+            BusyCpuHours = _busyCpuIntegral / 3600,
             NodeFailures = _nodeFailures,
             JobsKilledByFailures = _failureKills,
             LostGpuHours = results.Sum(r => r.FailureLostSeconds * r.Job.Gpus) / 3600,

@@ -151,7 +151,7 @@ public static class AtomicFile
 public static class ScenarioReport
 {
     /// <summary>The header of a scenario run's <c>jobs.csv</c>.</summary>
-    public const string JobsHeader = "job_id,name,user,queue,submit,start,end,wait,run,jct,tasks,cpus,gpus,work,restarts,preemptions,failure_kills,lost_seconds,bounded_slowdown";
+    public const string JobsHeader = "job_id,name,user,queue,submit,start,end,wait,run,jct,tasks,cpus,gpus,work,restarts,preemptions,failure_kills,lost_seconds,bounded_slowdown,nodes";
 
     /// <summary>The header of <c>timeseries.csv</c>.</summary>
     public const string SeriesHeader = "time,busy_cpus,busy_gpus,up_cpus,up_gpus,pending,running";
@@ -175,7 +175,7 @@ public static class ScenarioReport
         {
             var j = r.Job;
             csv.Append(CultureInfo.InvariantCulture,
-                $"{j.Id},{Csv(j.Name)},{Csv(j.User)},{Csv(j.Queue)},{r.Submit:0.###},{N(r.Start)},{N(r.End)},{N(r.Wait)},{N(r.Run)},{N(r.CompletionTime)},{j.Tasks},{j.CpuMillis / 1000.0:0.###},{j.Gpus},{j.Duration.TotalSeconds:0.###},{r.Restarts},{r.Preemptions},{r.FailureKills},{r.LostSeconds:0.###},{(r.BoundedSlowdown is { } b ? b.ToString("0.######", CultureInfo.InvariantCulture) : "")}\n");
+                $"{j.Id},{Csv(j.Name)},{Csv(j.User)},{Csv(j.Queue)},{r.Submit:0.###},{N(r.Start)},{N(r.End)},{N(r.Wait)},{N(r.Run)},{N(r.CompletionTime)},{j.Tasks},{j.CpuMillis / 1000.0:0.###},{j.Gpus},{j.Duration.TotalSeconds:0.###},{r.Restarts},{r.Preemptions},{r.FailureKills},{r.LostSeconds:0.###},{(r.BoundedSlowdown is { } b ? b.ToString("0.######", CultureInfo.InvariantCulture) : "")},{Csv(r.Runs.Count > 0 ? string.Join(';', r.Runs[^1].Nodes) : null)}\n");
         }
         files.Add(Put(directory, "jobs.csv", csv.ToString()));
         var series = new StringBuilder(SeriesHeader).Append('\n');

@@ -45,9 +45,11 @@ public sealed class SimCommandTests : IDisposable
         Assert.Equal(["fcfs", "easy"], rows.Select(r => r[1]));
         Assert.Equal(["9", "3"], rows.Select(r => r[4])); // mean wait: (0 + 9 + 18) / 3 and (0 + 9 + 0) / 3
         Assert.True(File.Exists(Path.Combine(compared, "fcfs", "jobs.csv")) && File.Exists(Path.Combine(compared, "easy", "summary.json")));
+        Assert.True(File.Exists(Path.Combine(compared, "wait-cdf.svg")) && File.Exists(Path.Combine(compared, "utilisation.png")));
+        Assert.True(File.Exists(Path.Combine(output, "queue.png")) && File.Exists(Path.Combine(output, "slowdown-cdf.svg")));
         var unknown = await Run("sim", "compare", "--trace", trace, "--policies", "easy,sjf");
         Assert.Equal(1, unknown.ExitCode);
-        Assert.Contains("--policies: unknown 'sjf'; choose among fcfs, easy, conservative", unknown.Stderr, StringComparison.Ordinal);
+        Assert.Contains("--policies: unknown 'sjf'; choose among fcfs, easy, conservative (a scenario takes more)", unknown.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -68,5 +70,55 @@ public sealed class SimCommandTests : IDisposable
         var missing = await Run("sim", "run", "--trace", _work.Combine("nope.swf"));
         Assert.Equal(1, missing.ExitCode);
         Assert.Contains("does not exist", missing.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Scenario_RunAndCompare_PrintTheFigures_AndWriteResultsAndPlots()
+    {
+        var scenario = _work.Combine("s.yaml");
+        await File.WriteAllTextAsync(_work.Combine("trace.csv"), "job_id,submit_time,duration,num_gpus,user\n1,0,36000,1,alice\n2,3600,600,1,bob\n");
+        await File.WriteAllTextAsync(scenario, """
+            name: tiny
+            cluster:
+              policy: {ordering: fifo, backfill: easy}
+              nodes: [{name: n1, resources: {cpu: 8, memory: 64Gi, gpu: 1}}]
+            workload:
+              traces: [{file: trace.csv}]
+            las: {thresholds: [30m]}
+            """);
+        var output = _work.Combine("run");
+        var run = await Run("sim", "run", "--scenario", scenario, "--output", output);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("│ jobs finished / unfinished           │ 2 / 0", run.Stdout, StringComparison.Ordinal);
+        Assert.Contains("│ wait mean / p50 / p95 / p99          │ 4.5 h / 0 s / 9 h / 9 h", run.Stdout, StringComparison.Ordinal);
+        var jobs = await File.ReadAllLinesAsync(Path.Combine(output, "jobs.csv"));
+        Assert.StartsWith("job_id,name,user,queue,submit,start,end,wait,run,jct,", jobs[0], StringComparison.Ordinal);
+        Assert.Equal("2,,bob,default,3600,36000,36600,32400,600,33000,1,4,1,600,0,0,0,0,55,n1", jobs[2]);
+        foreach (var file in new[] { "summary.json", "timeseries.csv", "utilisation.png", "queue.svg", "wait-cdf.png", "slowdown-cdf.svg" })
+        {
+            Assert.True(File.Exists(Path.Combine(output, file)), file);
+        }
+
+        var compared = _work.Combine("cmp");
+        var compare = await Run("sim", "compare", "--scenario", scenario, "--policies", "fcfs,las", "--output", compared);
+        Assert.True(compare.ExitCode == 0, compare.ToString());
+        var rows = compare.Stdout.Split('\n').Where(l => l.StartsWith("│ fcfs", StringComparison.Ordinal) || l.StartsWith("│ las", StringComparison.Ordinal))
+            .Select(l => l.Split('│', StringSplitOptions.TrimEntries)).ToList();
+        Assert.Equal(["fcfs", "las"], rows.Select(r => r[1]));
+        Assert.Equal(["4.5 h", "0 s"], rows.Select(r => r[5])); // under LAS the short job preempts the long one at once
+        Assert.Equal(["0", "1"], rows.Select(r => r[11]));
+        Assert.Equal(3, (await File.ReadAllLinesAsync(Path.Combine(compared, "compare.csv"))).Length);
+        Assert.True(File.Exists(Path.Combine(compared, "las", "jobs.csv")) && File.Exists(Path.Combine(compared, "wait-cdf.png")));
+
+        var badTerm = await Run("sim", "compare", "--scenario", scenario, "--policies", "fcfs,rr");
+        Assert.Equal(1, badTerm.ExitCode);
+        Assert.Contains("policy 'rr': unknown term 'rr'", badTerm.Stderr, StringComparison.Ordinal);
+        var both = await Run("sim", "run", "--scenario", scenario, "--trace", "x.swf");
+        Assert.Equal(1, both.ExitCode);
+        Assert.Contains("give either --trace FILE.swf or --scenario FILE.yaml", both.Stderr, StringComparison.Ordinal);
+        await File.WriteAllTextAsync(scenario, "cluster: {nodes: [{name: n1, resources: {cpu: 8}}]}\nworkload: {traces: [{file: nope.csv}]}\n");
+        var missing = await Run("sim", "run", "--scenario", scenario);
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("line 2, column 28: workload.traces[0].file: the file", missing.Stderr, StringComparison.Ordinal);
     }
 }

@@ -128,6 +128,39 @@ public sealed class PolicyTests
     }
 
     [Fact]
+    public void ShortestFirst_TakesTheShortestWalltime_UnknownCountsAsTheDefault_AndPriorityBreaksTies()
+    {
+        var c = new TestCluster(new SchedulerPolicy { Ordering = OrderingPolicy.ShortestFirst, Backfill = BackfillPolicy.None, UnknownWalltime = TimeSpan.FromHours(2) });
+        c.Node("n1", 4);
+        c.Submit(c.Job(1, cpu: 4, walltime: TimeSpan.FromHours(3)));
+        c.Submit(c.Job(2, cpu: 4));
+        c.Submit(c.Job(3, cpu: 4, walltime: TimeSpan.FromMinutes(30)));
+        c.Submit(c.Job(4, cpu: 4, walltime: TimeSpan.FromMinutes(30), priority: 1));
+        var order = new List<long>();
+        for (var i = 0; i < 4; i++)
+        {
+            var started = Assert.Single(c.Scheduler.Schedule().Started);
+            order.Add(started.JobId);
+            c.Scheduler.Release(started.JobId);
+        }
+        Assert.Equal([4L, 3, 2, 1], order);
+    }
+
+    [Fact]
+    public void SetPriority_ReordersAPendingJob_AndLetsAHigherOnePreemptARunningOne()
+    {
+        var c = new TestCluster(new SchedulerPolicy { Ordering = OrderingPolicy.Priority, Backfill = BackfillPolicy.None, Preemption = true });
+        c.Node("n1", 4);
+        c.Run(c.Job(1, cpu: 4, priority: 5, preemptible: true));
+        c.Submit(c.Job(2, cpu: 4, priority: 1));
+        Assert.Empty(c.Scheduler.Schedule().Preemptions);
+        Assert.True(c.Scheduler.SetPriority(1, 0));
+        var pass = c.Scheduler.Schedule();
+        Assert.Equal((1L, 2L), (Assert.Single(pass.Preemptions).VictimId, pass.Preemptions[0].PreemptorId));
+        Assert.False(c.Scheduler.SetPriority(99, 1));
+    }
+
+    [Fact]
     public void FairShare_DrfExample_ConvergesToEqualDominantShares()
     {
         // The DRF paper's example: 9 CPUs and 18 GB; A's tasks need <1 CPU, 4 GB>, B's <3 CPUs, 1 GB>.
