@@ -26,6 +26,9 @@ public sealed record Scenario
     /// <summary>Node failures.</summary>
     public FailureModel Failures { get; init; } = new();
 
+    /// <summary>The network and the shared storage (empty: neither is a bottleneck).</summary>
+    public NetworkModel Network { get; init; } = new();
+
     /// <summary>How jobs save their work.</summary>
     public CheckpointModel Checkpoints { get; init; } = new();
 

@@ -3,168 +3,6 @@ using AiMass.Scheduling;
 
 namespace AiMass.Simulation;
 
-/// <summary>How a run of a job ended.</summary>
-public enum RunEnd
-{
-    /// <summary>Its work was done.</summary>
-    Completed,
-
-    /// <summary>It was preempted and requeued.</summary>
-    Preempted,
-
-    /// <summary>A node it ran on failed; it was requeued.</summary>
-    NodeFailed,
-
-    /// <summary>The simulation stopped (horizon) while it ran.</summary>
-    Running,
-}
-
-/// <summary>One run of a job: when and where its gang ran (one node per task, in task order).</summary>
-/// <param name="Start">Seconds from the start of the workload.</param>
-/// <param name="End">Seconds from the start of the workload (the horizon when it was still running).</param>
-/// <param name="Nodes">The node of each task.</param>
-/// <param name="Ended">How the run ended.</param>
-public sealed record JobRun(double Start, double End, IReadOnlyList<string> Nodes, RunEnd Ended);
-
-/// <summary>How one job of a scenario fared. Times are seconds from the start of the workload.</summary>
-/// <param name="Job">The job.</param>
-/// <param name="Start">Its first start; null when it never ran.</param>
-/// <param name="End">When it finished; null when it did not finish.</param>
-public sealed record ScenarioJobResult(SimJob Job, double? Start, double? End)
-{
-    /// <summary>Times it started again after being stopped (preempted or killed by a node failure).</summary>
-    public int Restarts { get; init; }
-
-    /// <summary>Every run, in order.</summary>
-    public IReadOnlyList<JobRun> Runs { get; init; } = [];
-
-    /// <summary>Times it was preempted.</summary>
-    public int Preemptions { get; init; }
-
-    /// <summary>Times a node failure killed it.</summary>
-    public int FailureKills { get; init; }
-
-    /// <summary>Seconds its gang held resources for work that was lost (since the last checkpoint) or spent restoring.</summary>
-    public double LostSeconds { get; init; }
-
-    /// <summary>Of those, seconds lost to node failures.</summary>
-    public double FailureLostSeconds { get; init; }
-
-    /// <summary>Submission, seconds.</summary>
-    public double Submit => Job.Submit.TotalSeconds;
-
-    /// <summary>Seconds from submission to first start.</summary>
-    public double? Wait => Start - Submit;
-
-    /// <summary>Seconds from first start to end.</summary>
-    public double? Run => End - Start;
-
-    /// <summary>Job completion time: seconds from submission to end.</summary>
-    public double? CompletionTime => End - Submit;
-
-    /// <summary>Completion time over the job's work (at least 10 s), at least 1.</summary>
-    public double? BoundedSlowdown => CompletionTime is { } jct
-        ? Math.Max(1.0, jct / Math.Max(Job.Duration.TotalSeconds, SimulationSummary.SlowdownThreshold))
-        : null;
-}
-
-/// <summary>The state of the cluster after an instant of the simulation (one point of the plotted time series).</summary>
-/// <param name="Time">Seconds from the start of the workload.</param>
-/// <param name="BusyCpus">CPU cores allocated to jobs.</param>
-/// <param name="BusyGpus">GPUs allocated to jobs.</param>
-/// <param name="UpCpus">CPU cores of the nodes that are up.</param>
-/// <param name="UpGpus">GPUs of the nodes that are up.</param>
-/// <param name="Pending">Jobs waiting.</param>
-/// <param name="Running">Jobs running.</param>
-public readonly record struct ClusterSample(double Time, double BusyCpus, long BusyGpus, double UpCpus, long UpGpus, int Pending, int Running);
-
-/// <summary>Aggregate figures of a scenario run.</summary>
-public sealed record ScenarioSummary
-{
-    /// <summary>Jobs that finished.</summary>
-    public int Jobs { get; init; }
-
-    /// <summary>Jobs still queued or running when the simulation stopped.</summary>
-    public int Unfinished { get; init; }
-
-    /// <summary>Allocated CPU core-seconds over the core-seconds of the nodes that were up, from the first submission to the last end.</summary>
-    public double CpuUtilization { get; init; }
-
-    /// <summary>The same for GPUs (0 on a cluster without GPUs).</summary>
-    public double GpuUtilization { get; init; }
-
-    /// <summary>Mean wait, seconds (finished jobs).</summary>
-    public double MeanWait { get; init; }
-
-    /// <summary>Median wait, seconds.</summary>
-    public double P50Wait { get; init; }
-
-    /// <summary>95th percentile of wait, seconds.</summary>
-    public double P95Wait { get; init; }
-
-    /// <summary>99th percentile of wait, seconds.</summary>
-    public double P99Wait { get; init; }
-
-    /// <summary>Mean bounded slowdown.</summary>
-    public double MeanBoundedSlowdown { get; init; }
-
-    /// <summary>Mean job completion time (submission to end), seconds.</summary>
-    public double MeanJobCompletionTime { get; init; }
-
-    /// <summary>Median job completion time, seconds.</summary>
-    public double P50JobCompletionTime { get; init; }
-
-    /// <summary>95th percentile of job completion time, seconds.</summary>
-    public double P95JobCompletionTime { get; init; }
-
-    /// <summary>From the first submission to the last end, seconds.</summary>
-    public double Makespan { get; init; }
-
-    /// <summary>GPU-hours allocated to jobs.</summary>
-    public double BusyGpuHours { get; init; }
-
-    /// <summary>CPU core-hours allocated to jobs.</summary>
-    public double BusyCpuHours { get; init; }
-
-    /// <summary>Node failures that happened.</summary>
-    public int NodeFailures { get; init; }
-
-    /// <summary>Jobs killed by node failures (a job killed twice counts twice).</summary>
-    public int JobsKilledByFailures { get; init; }
-
-    /// <summary>GPU-hours of work lost to failures (done since the last checkpoint, plus restore time).</summary>
-    public double LostGpuHours { get; init; }
-
-    /// <summary>CPU core-hours lost to failures.</summary>
-    public double LostCpuHours { get; init; }
-
-    /// <summary>Preemptions.</summary>
-    public int Preemptions { get; init; }
-
-    /// <summary>GPU-hours lost to preemptions (work since the last checkpoint when jobs do not checkpoint on preemption, plus restore time).</summary>
-    public double PreemptionLostGpuHours { get; init; }
-
-    /// <summary>Nodes added to dynamic pools.</summary>
-    public int NodesProvisioned { get; init; }
-}
-
-/// <summary>What a scenario run produced.</summary>
-/// <param name="Policy">The policy simulated.</param>
-/// <param name="Jobs">Every job submitted, by job number.</param>
-/// <param name="Skipped">Jobs of the workload not simulated, counted by reason.</param>
-/// <param name="Summary">The aggregate figures.</param>
-/// <param name="Series">The cluster after each instant something changed.</param>
-/// <param name="Events">Events processed (arrivals, ends, failures, repairs, scheduling passes, ...).</param>
-/// <param name="Elapsed">Wall-clock time of the run.</param>
-public sealed record ScenarioResult(
-    string Policy,
-    IReadOnlyList<ScenarioJobResult> Jobs,
-    IReadOnlyDictionary<string, int> Skipped,
-    ScenarioSummary Summary,
-    IReadOnlyList<ClusterSample> Series,
-    long Events,
-    TimeSpan Elapsed);
-
 /// <summary>
 /// Runs a scenario: the live scheduler (<see cref="ClusterScheduler"/>, unchanged) on a virtual clock over the
 /// scenario's nodes and pools, with its jobs arriving, running for their work, being preempted and killed by node
@@ -172,7 +10,7 @@ public sealed record ScenarioResult(
 /// and — for the <c>las</c> policy — Tiresias' least-attained-service queues. At equal times job ends come first,
 /// then node changes, then arrivals, then policy timers, then one scheduling pass.
 /// </summary>
-public sealed class ScenarioSimulator
+public sealed partial class ScenarioSimulator
 {
     private const int PhaseEnd = 0;
     private const int PhaseNode = 1;
@@ -246,7 +84,8 @@ public sealed class ScenarioSimulator
     private enum Kind
     {
         Arrival,
-        End,
+        StepDone,
+        StorageFree,
         Stop,
         Fail,
         Repair,
@@ -256,8 +95,11 @@ public sealed class ScenarioSimulator
         Wake,
     }
 
-    /// <summary>An event: the job (index) or node it is about, the job's or node's epoch it was scheduled in, and for a trace failure its down time.</summary>
-    private readonly record struct Event(Kind Kind, int Index, int Epoch, string? Node, long DownTicks = 0);
+    /// <summary>
+    /// An event: the job (index) or node it is about, the job's, step's or node's epoch it was scheduled in, and a
+    /// value (a trace failure's down time in ticks, the bytes a storage release frees).
+    /// </summary>
+    private readonly record struct Event(Kind Kind, int Index, int Epoch, string? Node, long Value = 0);
 
     private sealed class JobState(SimJob job, int index)
     {
@@ -272,7 +114,26 @@ public sealed class ScenarioSimulator
 
         public bool Done { get; set; }
 
-        public long Remaining { get; set; } = job.Duration.Ticks;
+        /// <summary>Work left, in ticks at full speed.</summary>
+        public double Remaining { get; set; } = job.Duration.Ticks;
+
+        /// <summary>Work left when the current run began.</summary>
+        public double RunStartRemaining { get; set; }
+
+        public Step Step { get; set; }
+
+        /// <summary>Bumped whenever the current step's end is rescheduled, so earlier step events are stale.</summary>
+        public int StepEpoch { get; set; }
+
+        public long LastUpdate { get; set; }
+
+        /// <summary>Compute speed, as a fraction of full speed (below 1 when its traffic lacks bandwidth).</summary>
+        public double Rate { get; set; } = 1;
+
+        public List<JobFlow> Flows { get; } = [];
+
+        /// <summary>Whether space for its output is reserved on the storage.</summary>
+        public bool HoldsStorage { get; set; }
 
         public long RunStart { get; set; }
 
@@ -286,7 +147,7 @@ public sealed class ScenarioSimulator
 
         public List<JobRun> Runs { get; } = [];
 
-        public IReadOnlyList<string> Nodes { get; set; } = [];
+        public string[] Nodes { get; set; } = [];
 
         public int Preemptions { get; set; }
 
@@ -329,6 +190,11 @@ public sealed class ScenarioSimulator
             if (original.Duration <= TimeSpan.Zero)
             {
                 Skip("run time not positive");
+                continue;
+            }
+            if (_scenario.Network.StorageCapacity is { } capacity && original.StageOutBytes > capacity)
+            {
+                Skip("its output is larger than the storage");
                 continue;
             }
             if (GangShaper.Fit(original, shapes) is not { } job)
@@ -394,6 +260,7 @@ public sealed class ScenarioSimulator
                 continue; // every event of this instant first, then one pass
             }
             Pass();
+            Reflow();
         }
         if (_outstanding > 0 && _scenario.Horizon is { } h)
         {
@@ -430,25 +297,18 @@ public sealed class ScenarioSimulator
                 _scheduler.Submit(Request(job!.Job));
                 _pending++;
                 break;
-            case Kind.End when job!.Epoch == e.Epoch && job.Running:
-                job.Running = false;
-                job.Done = true;
-                job.End = _now;
-                job.Runs.Add(new JobRun(Seconds(job.RunStart), Seconds(_now), job.Nodes, RunEnd.Completed));
-                ChargeRestore(job, job.RunOverhead);
-                job.Remaining = 0;
-                job.Epoch++;
-                _running--;
-                _outstanding--;
-                Unbusy(job);
-                _scheduler.Release(job.Job.Id);
+            case Kind.StepDone when job!.StepEpoch == e.Epoch && job.Running:
+                StepDone(job);
+                break;
+            case Kind.StorageFree:
+                ReleaseStorage(e.Value);
                 break;
             case Kind.Stop when job!.Epoch == e.Epoch && job.Running:
                 Stop(job, _scenario.Checkpoints.OnPreemption, failure: false);
                 _scheduler.Requeue(job.Job.Id, "preempted");
                 break;
             case Kind.Fail:
-                Fail(e.Node!, e.DownTicks > 0 ? TimeSpan.FromTicks(e.DownTicks) : null, e.Epoch);
+                Fail(e.Node!, e.Value > 0 ? TimeSpan.FromTicks(e.Value) : null, e.Epoch);
                 break;
             case Kind.Repair when NodeEpoch(e.Node!) == e.Epoch && _scheduler.GetNode(e.Node!) is { State: NodeState.Down } node:
                 _scheduler.SetNodeState(e.Node!, NodeState.Up, "repaired");
@@ -459,8 +319,6 @@ public sealed class ScenarioSimulator
                 ScheduleFailure(e.Node!, node.Spec.Pool, NodeEpoch(e.Node!));
                 break;
             case Kind.Demote when job!.Epoch == e.Epoch && job.Running:
-                job.Level++;
-                _scheduler.SetPriority(job.Job.Id, Top - job.Level);
                 ScheduleDemotion(job);
                 break;
             case Kind.Promote when job!.Epoch == e.Epoch && !job.Running && !job.Done:
@@ -471,6 +329,23 @@ public sealed class ScenarioSimulator
             default:
                 break; // a stale event (the job or node moved on) or a wake-up for the pass
         }
+    }
+
+    /// <summary>The job's work is done and its output written: it leaves the cluster.</summary>
+    private void Complete(JobState job)
+    {
+        job.Running = false;
+        job.Done = true;
+        job.End = _now;
+        job.Runs.Add(new JobRun(Seconds(job.RunStart), Seconds(_now), job.Nodes, RunEnd.Completed));
+        ChargeRestore(job, job.RunOverhead);
+        job.Remaining = 0;
+        job.Epoch++;
+        job.StepEpoch++;
+        _running--;
+        _outstanding--;
+        Unbusy(job);
+        _scheduler.Release(job.Job.Id);
     }
 
     private void Pass()
@@ -523,7 +398,7 @@ public sealed class ScenarioSimulator
         job.Starts++;
         _busyCpuMillis += job.Job.CpuMillis;
         _busyGpus += job.Job.Gpus;
-        _events.Add(_now + job.RunOverhead + job.Remaining, PhaseEnd, new Event(Kind.End, job.Index, job.Epoch, null));
+        BeginRun(job);
         if (_policy.LeastAttainedService)
         {
             ScheduleDemotion(job);
@@ -533,11 +408,12 @@ public sealed class ScenarioSimulator
     /// <summary>Ends a run before the job's work is done, keeping what it saved.</summary>
     private void Stop(JobState job, bool checkpointNow, bool failure)
     {
+        AbortRun(job);
         var held = _now - job.RunStart;
-        var computed = Math.Min(Math.Max(0, held - job.RunOverhead), job.Remaining);
+        var computed = (long)Math.Round(job.RunStartRemaining - job.Remaining);
         var interval = (job.Job.CheckpointInterval ?? _scenario.Checkpoints.Interval)?.Ticks;
         var saved = checkpointNow ? computed : interval is { } i and > 0 ? computed / i * i : 0;
-        job.Remaining -= saved;
+        job.Remaining = job.RunStartRemaining - saved;
         ChargeRestore(job, Math.Min(held, job.RunOverhead));
         job.LostTicks += computed - saved;
         if (failure)
@@ -576,25 +452,30 @@ public sealed class ScenarioSimulator
         _busyGpus -= job.Job.Gpus;
     }
 
-    /// <summary>Schedules the moment a running job's attained service crosses its queue's threshold.</summary>
+    /// <summary>
+    /// Puts a job in the queue its attained service (GPU-seconds, or core-seconds) says, and schedules a check for when
+    /// it would cross the next threshold computing at full speed (staging or a slow network make it later: the check
+    /// then comes again).
+    /// </summary>
     private void ScheduleDemotion(JobState job)
     {
         var thresholds = _scenario.Las.Thresholds;
-        while (job.Level < thresholds.Count && job.Attained >= thresholds[job.Level])
+        Progress(job);
+        var service = job.Attained + ((job.RunStartRemaining - job.Remaining) / TimeSpan.TicksPerSecond * job.ServiceUnits);
+        while (job.Level < thresholds.Count && service >= thresholds[job.Level] - 1e-6)
         {
-            job.Level++; // it already has more than this queue allows (it ran before)
+            job.Level++;
         }
         _scheduler.SetPriority(job.Job.Id, Top - job.Level);
         if (job.Level >= thresholds.Count)
         {
             return;
         }
-        // Attained holds the service of earlier runs; this run adds its units for every second it computes.
-        var seconds = (thresholds[job.Level] - job.Attained) / Math.Max(job.ServiceUnits, 1e-9);
-        var at = job.RunStart + job.RunOverhead + (long)Math.Ceiling(seconds * TimeSpan.TicksPerSecond);
-        if (at < job.RunStart + job.RunOverhead + job.Remaining)
+        var ticks = Math.Ceiling((thresholds[job.Level] - service) / Math.Max(job.ServiceUnits, 1e-9) * TimeSpan.TicksPerSecond);
+        if (ticks < job.Remaining)
         {
-            _events.Add(Math.Max(at, _now), PhaseTimer, new Event(Kind.Demote, job.Index, job.Epoch, null));
+            var computeStarts = job.Step == Step.Restore ? Math.Max(_now, job.RunStart + job.RunOverhead) : _now;
+            _events.Add(computeStarts + (long)ticks, PhaseTimer, new Event(Kind.Demote, job.Index, job.Epoch, null));
         }
     }
 
@@ -747,6 +628,10 @@ public sealed class ScenarioSimulator
             Preemptions = _preemptions,
             PreemptionLostGpuHours = results.Sum(r => (r.LostSeconds - r.FailureLostSeconds) * r.Job.Gpus) / 3600,
             NodesProvisioned = _provisioned,
+            StagingHours = _stagingTicks / TimeSpan.TicksPerHour,
+            NetworkSlowdownHours = _slowTicks / TimeSpan.TicksPerHour,
+            StorageStallHours = _stallTicks / TimeSpan.TicksPerHour,
+            PeakStorageBytes = _storagePeak,
         };
         watch.Stop();
         return new ScenarioResult(_policy.Name, results, _skipped, summary, _series, _events.Processed + _passes, watch.Elapsed);

@@ -43,6 +43,12 @@ public sealed record SimJob(long Id, TimeSpan Submit, TimeSpan Duration, int Tas
     /// <summary>Bytes it writes to shared storage after it computes (0: none).</summary>
     public long StageOutBytes { get; init; }
 
+    /// <summary>
+    /// Network bandwidth each task of a gang exchanges with the others while it computes (parameter server or
+    /// all-reduce traffic), bytes/s; when the network gives less, the gang computes proportionally slower. 0: none.
+    /// </summary>
+    public double CommBandwidth { get; init; }
+
     /// <summary>All GPUs of the gang.</summary>
     public long Gpus => PerTask.Gpus * Tasks;
 
