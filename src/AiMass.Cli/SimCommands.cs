@@ -243,6 +243,11 @@ internal static class SimCommands
         table.AddRow("lost to failures", $"{F(s.LostGpuHours, "0.#")} GPU-h, {F(s.LostCpuHours, "0.#")} core-h");
         table.AddRow("preemptions (lost GPU-h)", $"{s.Preemptions} ({F(s.PreemptionLostGpuHours, "0.#")})");
         table.AddRow("nodes provisioned", s.NodesProvisioned.ToString(CultureInfo.InvariantCulture));
+        if (!scenario.Network.IsEmpty)
+        {
+            table.AddRow("staging / network slowdown (job-h)", $"{F(s.StagingHours, "0.#")} / {F(s.NetworkSlowdownHours, "0.#")}");
+            table.AddRow("storage: stalls (job-h) / peak", $"{F(s.StorageStallHours, "0.#")} / {Cli.Bytes(s.PeakStorageBytes)}");
+        }
         table.AddRow("simulated in", $"{F(result.Elapsed.TotalSeconds, "0.00")} s ({result.Events.ToString(CultureInfo.InvariantCulture)} events)");
         return table;
     }

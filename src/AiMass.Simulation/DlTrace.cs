@@ -26,6 +26,9 @@ public static class DlTraceReader
     private static readonly string[] GpuModelNames = ["gpu_model", "gpu_type", "gpu_spec"];
     private static readonly string[] TaskNames = ["tasks", "num_tasks", "num_workers", "workers"];
     private static readonly string[] EstimateNames = ["estimate", "walltime", "requested_time"];
+    private static readonly string[] StageInNames = ["stage_in_bytes", "input_bytes"];
+    private static readonly string[] StageOutNames = ["stage_out_bytes", "output_bytes"];
+    private static readonly string[] CommNames = ["comm_bandwidth"];
 
     /// <summary>Reads a trace file; the format follows the extension (<c>.csv</c>, <c>.json</c>).</summary>
     public static IReadOnlyList<SimJob> ReadFile(string path, WorkloadDefaults? defaults = null)
@@ -125,12 +128,12 @@ public static class DlTraceReader
     {
         ArgumentNullException.ThrowIfNull(writer);
         ArgumentNullException.ThrowIfNull(jobs);
-        writer.Write("job_id,submit_time,duration,num_gpus,num_cpus,memory,tasks,user,queue,gpu_model,estimate,priority\n");
+        writer.Write("job_id,submit_time,duration,num_gpus,num_cpus,memory,tasks,user,queue,gpu_model,estimate,priority,stage_in_bytes,stage_out_bytes,comm_bandwidth\n");
         foreach (var j in jobs)
         {
             var model = j.NodeSelector.TryGetValue("gpu_model", out var m) ? m : "";
             writer.Write(string.Create(CultureInfo.InvariantCulture,
-                $"{j.Id},{Seconds(j.Submit)},{Seconds(j.Duration)},{j.Gpus},{j.CpuMillis / 1000.0:0.###},{j.PerTask.MemoryBytes * j.Tasks},{j.Tasks},{Quote(j.User)},{Quote(j.Queue)},{Quote(model)},{(j.Estimate is { } e ? Seconds(e) : "")},{j.Priority}\n"));
+                $"{j.Id},{Seconds(j.Submit)},{Seconds(j.Duration)},{j.Gpus},{j.CpuMillis / 1000.0:0.###},{j.PerTask.MemoryBytes * j.Tasks},{j.Tasks},{Quote(j.User)},{Quote(j.Queue)},{Quote(model)},{(j.Estimate is { } e ? Seconds(e) : "")},{j.Priority},{j.StageInBytes},{j.StageOutBytes},{j.CommBandwidth:0.###}\n"));
         }
     }
 
@@ -297,6 +300,9 @@ public static class DlTraceReader
                 Estimate = estimate,
                 NodeSelector = selector,
                 Preemptible = defaults.Preemptible,
+                StageInBytes = Number(row, StageInNames, "stage-in bytes", Bad) is { } si ? (long)si : defaults.StageInBytes,
+                StageOutBytes = Number(row, StageOutNames, "stage-out bytes", Bad) is { } so ? (long)so : defaults.StageOutBytes,
+                CommBandwidth = Number(row, CommNames, "comm bandwidth (bytes/s)", Bad) ?? defaults.CommBandwidth,
             });
         }
         return jobs;

@@ -175,6 +175,8 @@ public static class SwfWorkload
             Queue = defaults.Queue,
             Estimate = j.RequestedTime > 0 ? TimeSpan.FromSeconds(j.RequestedTime) : null,
             Preemptible = defaults.Preemptible,
+            StageInBytes = defaults.StageInBytes,
+            StageOutBytes = defaults.StageOutBytes,
         }).ToList();
     }
 }

@@ -169,6 +169,9 @@ public sealed record SyntheticWorkload
                     ? new Dictionary<string, string>(StringComparer.Ordinal) { ["gpu_model"] = GpuModel }
                     : new Dictionary<string, string>(StringComparer.Ordinal),
                 Preemptible = defaults.Preemptible,
+                StageInBytes = defaults.StageInBytes,
+                StageOutBytes = defaults.StageOutBytes,
+                CommBandwidth = defaults.CommBandwidth,
             });
         }
         return jobs;

@@ -77,6 +77,15 @@ public sealed record WorkloadDefaults
     /// <summary>Whether trace jobs may be preempted by higher-priority ones.</summary>
     public bool Preemptible { get; init; } = true;
 
+    /// <summary>Bytes each job reads from the shared storage before it computes, when its trace does not say.</summary>
+    public long StageInBytes { get; init; }
+
+    /// <summary>Bytes each job writes to the shared storage after it computes, when its trace does not say.</summary>
+    public long StageOutBytes { get; init; }
+
+    /// <summary>Bandwidth each task of a gang exchanges while it computes (bytes/s), when its trace does not say.</summary>
+    public double CommBandwidth { get; init; }
+
     /// <summary>The resources of a job from what its trace gave (null: not given).</summary>
     public ResourceVector Resources(long gpus, long? cpuMillis, long? memoryBytes)
     {

@@ -41,6 +41,7 @@ public static class ScenarioReader
             root.Error("workload", "is required: traces (files) and/or synthetic generators of jobs");
         }
         var failures = Failures(root.Map("failures"));
+        var network = Network(root.Map("network"), root.Map("storage"));
         var checkpoints = Checkpoints(root.Map("checkpoints"));
         var las = Las(root.Map("las"));
         root.RejectUnknown();
@@ -58,6 +59,7 @@ public static class ScenarioReader
             Jobs = jobs,
             SkippedJobs = skipped,
             Failures = failures,
+            Network = network,
             Checkpoints = checkpoints,
             Las = las,
         };
@@ -191,12 +193,19 @@ public static class ScenarioReader
         var index = 0;
         foreach (var g in synthetic)
         {
-            var generator = Synthetic(g, defaults, jobs.Count == 0 ? 1 : jobs.Max(j => j.Id) + 1);
+            var local = defaults with
+            {
+                StageInBytes = g.Parsed<long>("stage_in", Quantity.TryParseBytes) ?? defaults.StageInBytes,
+                StageOutBytes = g.Parsed<long>("stage_out", Quantity.TryParseBytes) ?? defaults.StageOutBytes,
+                CommBandwidth = g.Parsed<double>("comm_bandwidth", NetworkModel.TryParseBandwidth) ?? defaults.CommBandwidth,
+            };
+            var generator = Synthetic(g, local, jobs.Count == 0 ? 1 : jobs.Max(j => j.Id) + 1);
             g.RejectUnknown();
+            index++;
             if (generator is not null)
             {
                 // Each generator draws from its own stream of the scenario's seed.
-                Add(generator.Generate(new Random(unchecked(seed + (7919 * ++index))), defaults), $"synthetic generator {index}", g);
+                Add(generator.Generate(new Random(unchecked(seed + (7919 * index))), local), $"synthetic generator {index}", g);
             }
         }
         map.RejectUnknown();
@@ -218,6 +227,9 @@ public static class ScenarioReader
             MemoryPerCpu = map.Parsed<long>("memory_per_cpu", Quantity.TryParseBytes) ?? defaults.MemoryPerCpu,
             Queue = map.String("queue") ?? defaults.Queue,
             Preemptible = map.Bool("preemptible") ?? defaults.Preemptible,
+            StageInBytes = map.Parsed<long>("stage_in", Quantity.TryParseBytes) ?? defaults.StageInBytes,
+            StageOutBytes = map.Parsed<long>("stage_out", Quantity.TryParseBytes) ?? defaults.StageOutBytes,
+            CommBandwidth = map.Parsed<double>("comm_bandwidth", NetworkModel.TryParseBandwidth) ?? defaults.CommBandwidth,
         };
         map.RejectUnknown();
         return defaults;
@@ -392,6 +404,52 @@ public static class ScenarioReader
         }
         map.RejectUnknown();
         return new FailureModel { Pools = pools, Trace = trace };
+    }
+
+    private static NetworkModel Network(SpecMap? network, SpecMap? storage)
+    {
+        var model = new NetworkModel();
+        if (network is not null)
+        {
+            var classes = new Dictionary<string, double>(StringComparer.Ordinal);
+            foreach (var (name, text) in network.StringMap("classes") ?? new Dictionary<string, string>())
+            {
+                if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var w) && w > 0 && double.IsFinite(w))
+                {
+                    classes[name] = w;
+                }
+                else
+                {
+                    network.Error("classes", $"weight of traffic class '{name}' must be a positive number (got '{text}')");
+                }
+            }
+            foreach (var name in classes.Keys.Where(n => n is not (NetworkModel.StagingClass or NetworkModel.TrainingClass)))
+            {
+                network.Error("classes", $"unknown traffic class '{name}': the classes are {NetworkModel.StagingClass} (data staging) and {NetworkModel.TrainingClass} (a gang's own traffic)");
+            }
+            model = model with
+            {
+                NodeBandwidth = network.Parsed<double>("node_bandwidth", NetworkModel.TryParseBandwidth),
+                SpineBandwidth = network.Parsed<double>("spine_bandwidth", NetworkModel.TryParseBandwidth),
+                ClassWeights = classes,
+            };
+            network.RejectUnknown();
+        }
+        if (storage is not null)
+        {
+            model = model with
+            {
+                StorageBandwidth = storage.Parsed<double>("bandwidth", NetworkModel.TryParseBandwidth),
+                StorageCapacity = storage.Parsed<long>("capacity", Quantity.TryParseBytes),
+                OutputRetention = storage.Parsed<TimeSpan>("output_retention", Quantity.TryParseDuration),
+            };
+            if (model.StorageCapacity is <= 0)
+            {
+                storage.Error("capacity", "must be positive");
+            }
+            storage.RejectUnknown();
+        }
+        return model;
     }
 
     private static CheckpointModel Checkpoints(SpecMap? map)

@@ -33,7 +33,7 @@ public sealed class ScenarioReaderTests : IDisposable
                   provisioning_delay: 5m
                   template: {resources: {cpu: 32, memory: 128Gi, gpu: 4}}
             workload:
-              defaults: {cpu_per_gpu: 8, memory_per_gpu: 32Gi}
+              defaults: {cpu_per_gpu: 8, memory_per_gpu: 32Gi, stage_in: 50Gi, stage_out: 1Gi}
               traces:
                 - file: trace.csv
                 - file: small.swf
@@ -46,6 +46,7 @@ public sealed class ScenarioReaderTests : IDisposable
                   gpus: {1: 3, 8: 1}
                   users: 3
                   estimate_factor: 2
+                  comm_bandwidth: 10GB/s
             failures:
               pools:
                 - pool: gpu
@@ -53,6 +54,8 @@ public sealed class ScenarioReaderTests : IDisposable
                   mttr: 4h
               trace:
                 - {node: a100-1, at: 2h, down: 30m}
+            network: {node_bandwidth: 100Gbps, spine_bandwidth: 1.6Tbps, classes: {training: 4}}
+            storage: {bandwidth: 20GB/s, capacity: 500Ti, output_retention: 7d}
             checkpoints: {interval: 30m, on_preemption: false, restore_time: 1m}
             las: {thresholds: [1h, 10h], starvation_factor: 3}
             """, _dir, "q3.yaml");
@@ -72,6 +75,14 @@ public sealed class ScenarioReaderTests : IDisposable
         Assert.Equal(new NodeFailure("a100-1", TimeSpan.FromHours(2), TimeSpan.FromMinutes(30)), Assert.Single(scenario.Failures.Trace));
         Assert.Equal(new CheckpointModel { Interval = TimeSpan.FromMinutes(30), OnPreemption = false, RestoreTime = TimeSpan.FromMinutes(1) }, scenario.Checkpoints);
         Assert.Equal([3600.0, 36_000], scenario.Las.Thresholds);
+        Assert.Equal(new NetworkModel
+        {
+            NodeBandwidth = 12.5e9, SpineBandwidth = 200e9, StorageBandwidth = 20e9, StorageCapacity = 500L << 40, OutputRetention = TimeSpan.FromDays(7),
+            ClassWeights = scenario.Network.ClassWeights,
+        }, scenario.Network);
+        Assert.Equal(4, scenario.Network.Weight("training"));
+        Assert.Equal((50L << 30, 1L << 30, 0.0), (scenario.Jobs[0].StageInBytes, scenario.Jobs[0].StageOutBytes, scenario.Jobs[0].CommBandwidth));
+        Assert.All(scenario.Jobs.Where(j => j.Id > 1001), j => Assert.Equal(10e9, j.CommBandwidth));
         Assert.Equal(3, scenario.Las.StarvationFactor);
 
         // The same scenario, read again, generates the same jobs (the seed decides).
@@ -121,6 +132,7 @@ public sealed class ScenarioReaderTests : IDisposable
                   mttr: 4h
             checkpoints: {interval: 0s}
             las: {thresholds: [10h, 1h]}
+            network: {classes: {bulk: 2}, node_bandwidth: 10GB}
             sed: 3
             """, _dir, "bad.yaml"));
         var messages = e.Errors.Select(x => x.ToString()).ToList();
@@ -132,6 +144,8 @@ public sealed class ScenarioReaderTests : IDisposable
         Assert.Contains(messages, m => m.Contains("checkpoints.interval: must be positive", StringComparison.Ordinal));
         Assert.Contains(messages, m => m.Contains("las.thresholds: must be in ascending order", StringComparison.Ordinal));
         Assert.Contains(messages, m => m.Contains("sed: unknown field; did you mean 'seed'?", StringComparison.Ordinal));
+        Assert.Contains(messages, m => m.Contains("network.classes: unknown traffic class 'bulk'", StringComparison.Ordinal));
+        Assert.Contains(messages, m => m.Contains("network.node_bandwidth: '10GB' is not a bandwidth", StringComparison.Ordinal));
 
         var noCluster = Assert.Throws<SpecException>(() => ScenarioReader.Parse("workload: {synthetic: [{jobs: 5}]}\n", _dir));
         Assert.Contains("cluster: give the cluster either inline (cluster:) or as a file (cluster_file:), once", noCluster.Message, StringComparison.Ordinal);
