@@ -17,6 +17,7 @@ internal static class SimCommands
         var command = new Command("sim", "Simulate the cluster: replay workloads with the live scheduler on a virtual clock (docs/simulator.md)");
         command.Subcommands.Add(Run());
         command.Subcommands.Add(Compare());
+        command.Subcommands.Add(Snapshot());
         return command;
     }
 
@@ -33,6 +34,12 @@ internal static class SimCommands
 
         public Option<string?> Output { get; } = new("--output") { Description = "Directory for the results (jobs.csv, summary.json; with --scenario also timeseries.csv; plots as PNG and SVG)" };
 
+        public Option<string[]> WhatIf { get; } = new("--what-if")
+        {
+            Description = $"With --scenario: a change to try (repeatable): {Simulation.WhatIf.Forms}",
+            AllowMultipleArgumentsPerToken = false,
+        };
+
         public void AddTo(Command command)
         {
             command.Options.Add(Trace);
@@ -40,6 +47,25 @@ internal static class SimCommands
             command.Options.Add(Processors);
             command.Options.Add(Seed);
             command.Options.Add(Output);
+            command.Options.Add(WhatIf);
+        }
+
+        /// <summary>The what-if changes asked for (only with a scenario).</summary>
+        public List<Simulation.WhatIf> Changes(ParseResult parse, Scenario? scenario)
+        {
+            var texts = parse.GetValue(WhatIf) ?? [];
+            if (texts.Length > 0 && scenario is null)
+            {
+                throw new CliException("--what-if applies to --scenario");
+            }
+            try
+            {
+                return texts.Select(Simulation.WhatIf.Parse).ToList();
+            }
+            catch (ArgumentException e)
+            {
+                throw new CliException(e.Message);
+            }
         }
 
         /// <summary>The scenario, or null for an SWF replay (then the trace); exactly one of the two must be given.</summary>
@@ -83,8 +109,10 @@ internal static class SimCommands
         {
             var (scenario, path, swf) = inputs.Load(parse);
             var output = parse.GetValue(inputs.Output);
+            var changes = inputs.Changes(parse, scenario);
             if (scenario is not null)
             {
+                scenario = Change(scenario, changes);
                 var result = Simulate(scenario, SimulationPolicy(parse.GetValue(policy) ?? "scenario"));
                 AnsiConsole.Write(ScenarioTable(scenario, result));
                 if (output is not null)
@@ -122,6 +150,7 @@ internal static class SimCommands
         {
             var (scenario, path, swf) = inputs.Load(parse);
             var output = parse.GetValue(inputs.Output);
+            var changes = inputs.Changes(parse, scenario);
             var chosen = (parse.GetValue(policies) ?? (scenario is null ? "fcfs,easy,conservative" : "fcfs,easy,sjf+easy,las"))
                 .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(p => p.ToLowerInvariant()).Distinct(StringComparer.Ordinal).ToList();
@@ -131,7 +160,53 @@ internal static class SimCommands
             }
             return scenario is null
                 ? CompareSwf(swf!, path!, chosen, parse.GetValue(inputs.Processors), output)
-                : CompareScenario(scenario, chosen, output);
+                : CompareScenario(scenario, changes, chosen, output);
+        }));
+        return command;
+    }
+
+    private static Command Snapshot()
+    {
+        var output = new Option<string>("--output") { Description = "The scenario file to write (e.g. snap.yaml); its cluster and jobs go next to it (snap.cluster.yaml, snap.jobs.csv)", Required = true };
+        var since = new Option<string>("--since") { Description = "How far back the job history goes (e.g. 7d, 12h)", DefaultValueFactory = _ => "7d" };
+        var command = new Command("snapshot", "Write a scenario from the running cluster: its policy, queues, nodes and pools, and the jobs submitted recently") { output, since };
+        command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
+        {
+            if (!Resources.Quantity.TryParseDuration(parse.GetValue(since), out var window, out var error) || window <= TimeSpan.Zero)
+            {
+                throw new CliException($"--since: {error ?? "must be a positive duration"}");
+            }
+            var path = Path.GetFullPath(parse.GetValue(output)!);
+            var stem = Path.GetFileNameWithoutExtension(path);
+            var directory = Path.GetDirectoryName(path)!;
+            using var client = Cli.CreateClient(parse);
+            var clusterYaml = await client.GetClusterFileAsync(ct);
+            var now = DateTimeOffset.UtcNow;
+            var (jobs, _) = await Cli.FetchAsync<Jobs.JobInfo>(null, all: true, t => client.ListJobsAsync(pageSize: 500, pageToken: t, cancellationToken: ct));
+            var skipped = new SortedDictionary<string, int>(StringComparer.Ordinal);
+            var workload = JobHistory.ToSimJobs(jobs, now - window, now, skipped);
+            Directory.CreateDirectory(directory);
+            var clusterFile = stem + ".cluster.yaml";
+            var jobsFile = stem + ".jobs.csv";
+            AtomicFile.Write(Path.Combine(directory, clusterFile), clusterYaml);
+            var csv = new StringWriter(CultureInfo.InvariantCulture);
+            DlTraceReader.WriteCsv(csv, workload);
+            AtomicFile.Write(Path.Combine(directory, jobsFile), csv.ToString());
+            var server = parse.GetValue(Cli.Server);
+            AtomicFile.Write(path, string.Create(CultureInfo.InvariantCulture, $"""
+                # A snapshot of the AI Mass cluster at {server}, taken {now:yyyy-MM-dd HH:mm:ss}Z: its cluster file and the
+                # {workload.Count} jobs submitted in the {Resources.Quantity.FormatDuration(window)} before, with the run times they had.
+                # Try it: aimass sim compare --scenario {Path.GetFileName(path)} --what-if 'pool NAME +4 nodes'
+                name: {stem}
+                seed: 1
+                cluster_file: {clusterFile}
+                workload:
+                  traces:
+                    - file: {jobsFile}
+
+                """));
+            Console.Out.WriteLine($"wrote {path} with {clusterFile} and {jobsFile} ({workload.Count} jobs"
+                + (skipped.Count > 0 ? "; left out: " + string.Join(", ", skipped.Select(p => $"{p.Value} {p.Key}")) : "") + ")");
         }));
         return command;
     }
@@ -163,27 +238,37 @@ internal static class SimCommands
         return Task.CompletedTask;
     }
 
-    private static Task CompareScenario(Scenario scenario, IReadOnlyList<string> chosen, string? output)
+    private static Task CompareScenario(Scenario baseline, List<Simulation.WhatIf> changes, IReadOnlyList<string> chosen, string? output)
     {
         var parsed = chosen.Select(SimulationPolicy).ToList();
+        // With what-if changes every policy runs on the scenario as it is and as changed, side by side.
+        var variants = changes.Count == 0 ? [(Label: "", Scenario: baseline)] : new[] { (Label: "", Scenario: baseline), (Label: " + what-if", Scenario: Change(baseline, changes)) };
         var table = new Table().AddColumns("POLICY", "DONE", "GPU UTIL", "CPU UTIL", "MEAN WAIT", "P95 WAIT", "MEAN JCT", "P95 JCT", "MEAN BSLD", "MAKESPAN", "PREEMPTED", "KILLED", "LOST GPU-H", "SIMULATED IN");
         var runs = new List<PlotRun>();
         var csv = new StringBuilder("policy,jobs,unfinished,gpu_utilization,cpu_utilization,mean_wait,p50_wait,p95_wait,p99_wait,mean_jct,p95_jct,mean_bounded_slowdown,makespan,preemptions,jobs_killed_by_failures,lost_gpu_hours\n");
         foreach (var policy in parsed)
         {
-            var result = Simulate(scenario, policy);
-            var s = result.Summary;
-            if (output is not null)
+            foreach (var (label, scenario) in variants)
             {
-                ScenarioReport.Write(Path.Combine(output, Safe(policy.Name)), result, scenario, plots: false);
-                runs.Add(PlotRun.Of(result));
+                var name = policy.Name + label;
+                var result = Simulate(scenario, policy);
+                var s = result.Summary;
+                if (output is not null)
+                {
+                    ScenarioReport.Write(Path.Combine(output, Safe(policy.Name) + (label.Length > 0 ? ".what-if" : "")), result, scenario, plots: false);
+                    runs.Add(PlotRun.Of(result) with { Label = name });
+                }
+                csv.Append(CultureInfo.InvariantCulture,
+                    $"{Csv(name)},{s.Jobs},{s.Unfinished},{s.GpuUtilization:0.######},{s.CpuUtilization:0.######},{s.MeanWait:0.###},{s.P50Wait:0.###},{s.P95Wait:0.###},{s.P99Wait:0.###},{s.MeanJobCompletionTime:0.###},{s.P95JobCompletionTime:0.###},{s.MeanBoundedSlowdown:0.######},{s.Makespan:0.###},{s.Preemptions},{s.JobsKilledByFailures},{s.LostGpuHours:0.###}\n");
+                table.AddRow(Cli.Esc(name), $"{s.Jobs}/{s.Jobs + s.Unfinished}", F(s.GpuUtilization * 100, "0.0") + " %", F(s.CpuUtilization * 100, "0.0") + " %",
+                    D(s.MeanWait), D(s.P95Wait), D(s.MeanJobCompletionTime), D(s.P95JobCompletionTime), F(s.MeanBoundedSlowdown), D(s.Makespan),
+                    s.Preemptions.ToString(CultureInfo.InvariantCulture), s.JobsKilledByFailures.ToString(CultureInfo.InvariantCulture), F(s.LostGpuHours, "0.#"),
+                    F(result.Elapsed.TotalSeconds, "0.00") + " s");
             }
-            csv.Append(CultureInfo.InvariantCulture,
-                $"{policy.Name},{s.Jobs},{s.Unfinished},{s.GpuUtilization:0.######},{s.CpuUtilization:0.######},{s.MeanWait:0.###},{s.P50Wait:0.###},{s.P95Wait:0.###},{s.P99Wait:0.###},{s.MeanJobCompletionTime:0.###},{s.P95JobCompletionTime:0.###},{s.MeanBoundedSlowdown:0.######},{s.Makespan:0.###},{s.Preemptions},{s.JobsKilledByFailures},{s.LostGpuHours:0.###}\n");
-            table.AddRow(Cli.Esc(policy.Name), $"{s.Jobs}/{s.Jobs + s.Unfinished}", F(s.GpuUtilization * 100, "0.0") + " %", F(s.CpuUtilization * 100, "0.0") + " %",
-                D(s.MeanWait), D(s.P95Wait), D(s.MeanJobCompletionTime), D(s.P95JobCompletionTime), F(s.MeanBoundedSlowdown), D(s.Makespan),
-                s.Preemptions.ToString(CultureInfo.InvariantCulture), s.JobsKilledByFailures.ToString(CultureInfo.InvariantCulture), F(s.LostGpuHours, "0.#"),
-                F(result.Elapsed.TotalSeconds, "0.00") + " s");
+        }
+        if (changes.Count > 0)
+        {
+            table.Caption(Cli.Esc("what-if: " + string.Join("; ", changes.Select(c => c.Text))));
         }
         AnsiConsole.Write(table);
         if (output is not null)
@@ -197,6 +282,20 @@ internal static class SimCommands
     }
 
     private static string Safe(string policy) => policy.Replace('+', '_');
+
+    private static string Csv(string text) => text.Contains(',', StringComparison.Ordinal) ? "\"" + text.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : text;
+
+    private static Scenario Change(Scenario scenario, List<Simulation.WhatIf> changes)
+    {
+        try
+        {
+            return changes.Aggregate(scenario, (s, c) => c.Apply(s));
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException(e.Message);
+        }
+    }
 
     private static Simulation.SimulationPolicy SimulationPolicy(string text)
     {

@@ -98,4 +98,12 @@ public sealed partial class AiMassClient
     /// <summary>Queues with their lengths and allocation.</summary>
     public Task<List<QueueInfo>> ListQueuesAsync(CancellationToken cancellationToken = default) =>
         SendAsync<List<QueueInfo>>(HttpMethod.Get, "api/v1/queues", null, cancellationToken);
+
+    /// <summary>The cluster as a cluster file (YAML): policy, queues, nodes and dynamic pools.</summary>
+    public async Task<string> GetClusterFileAsync(CancellationToken cancellationToken = default)
+    {
+        using var response = await _http.GetAsync(new Uri("api/v1/cluster", UriKind.Relative), cancellationToken).ConfigureAwait(false);
+        await EnsureSuccessAsync(response, cancellationToken).ConfigureAwait(false);
+        return await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+    }
 }

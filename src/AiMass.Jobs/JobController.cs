@@ -546,6 +546,21 @@ public sealed partial class JobController : IAsyncDisposable
         return snapshot.Nodes.Select(n => ToInfo(n, snapshot.Usage)).ToList();
     }
 
+    /// <summary>
+    /// The cluster as a cluster file declares it, as of the last pass: the policy, the queues, the nodes of static pools
+    /// (as discovered or declared) and the dynamic pools with their templates (their nodes come and go).
+    /// </summary>
+    public ClusterSpec CurrentCluster()
+    {
+        var snapshot = _snapshot;
+        var dynamic = _cluster.Pools.Where(p => p.Kind == PoolKind.Dynamic).Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
+        return _cluster with
+        {
+            Queues = snapshot.Queues.Select(q => q.Spec).ToList(),
+            Nodes = snapshot.Nodes.Where(n => !dynamic.Contains(n.Spec.Pool)).Select(n => n.Spec).ToList(),
+        };
+    }
+
     /// <summary>Queues, as of the last pass.</summary>
     public IReadOnlyList<QueueInfo> Queues() => _snapshot.Queues
         .Select(q => new QueueInfo(q.Spec.Name, q.Spec.Weight, Snake(q.Ordering.ToString()), q.Pending, q.Running, ResourceAmounts.From(q.Allocated), q.DominantShare))

@@ -128,12 +128,12 @@ public static class DlTraceReader
     {
         ArgumentNullException.ThrowIfNull(writer);
         ArgumentNullException.ThrowIfNull(jobs);
-        writer.Write("job_id,submit_time,duration,num_gpus,num_cpus,memory,tasks,user,queue,gpu_model,estimate,priority,stage_in_bytes,stage_out_bytes,comm_bandwidth\n");
+        writer.Write("job_id,name,submit_time,duration,num_gpus,num_cpus,memory,tasks,user,queue,gpu_model,estimate,priority,preemptible,stage_in_bytes,stage_out_bytes,comm_bandwidth\n");
         foreach (var j in jobs)
         {
             var model = j.NodeSelector.TryGetValue("gpu_model", out var m) ? m : "";
             writer.Write(string.Create(CultureInfo.InvariantCulture,
-                $"{j.Id},{Seconds(j.Submit)},{Seconds(j.Duration)},{j.Gpus},{j.CpuMillis / 1000.0:0.###},{j.PerTask.MemoryBytes * j.Tasks},{j.Tasks},{Quote(j.User)},{Quote(j.Queue)},{Quote(model)},{(j.Estimate is { } e ? Seconds(e) : "")},{j.Priority},{j.StageInBytes},{j.StageOutBytes},{j.CommBandwidth:0.###}\n"));
+                $"{j.Id},{Quote(j.Name ?? "")},{Seconds(j.Submit)},{Seconds(j.Duration)},{j.Gpus},{j.CpuMillis / 1000.0:0.###},{j.PerTask.MemoryBytes * j.Tasks},{j.Tasks},{Quote(j.User)},{Quote(j.Queue)},{Quote(model)},{(j.Estimate is { } e ? Seconds(e) : "")},{j.Priority},{(j.Preemptible ? "true" : "false")},{j.StageInBytes},{j.StageOutBytes},{j.CommBandwidth:0.###}\n"));
         }
     }
 
@@ -290,16 +290,18 @@ public static class DlTraceReader
                 ? new Dictionary<string, string>(StringComparer.Ordinal) { ["gpu_model"] = model }
                 : new Dictionary<string, string>(StringComparer.Ordinal);
             var estimate = Number(row, EstimateNames, "estimate", Bad) is { } e && e > 0 ? TimeSpan.FromSeconds(e) : (TimeSpan?)null;
-            var priority = Number(row, ["priority"], "priority", Bad) is { } p ? (int)p : 0;
+            var priority = Get(row, ["priority"]) is { } pt
+                ? int.TryParse(pt, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var pv) ? pv : throw Bad(row, $"priority: '{pt}' is not a whole number")
+                : 0;
             jobs.Add(new SimJob(id, TimeSpan.FromSeconds(submit), TimeSpan.FromSeconds(duration), tasks, perTask)
             {
-                Name = numeric ? null : idText,
+                Name = numeric ? (Get(row, ["name", "job_name"]) is { } named && named != idText ? named : null) : idText,
                 User = Get(row, UserNames) is { Length: > 0 } user ? user : "anonymous",
                 Queue = Get(row, QueueNames) is { Length: > 0 } queue ? queue : defaults.Queue,
                 Priority = priority,
                 Estimate = estimate,
                 NodeSelector = selector,
-                Preemptible = defaults.Preemptible,
+                Preemptible = Get(row, ["preemptible"]) is { } p2 ? (bool.TryParse(p2, out var yes) ? yes : throw Bad(row, $"preemptible: '{p2}' is not true or false")) : defaults.Preemptible,
                 StageInBytes = Number(row, StageInNames, "stage-in bytes", Bad) is { } si ? (long)si : defaults.StageInBytes,
                 StageOutBytes = Number(row, StageOutNames, "stage-out bytes", Bad) is { } so ? (long)so : defaults.StageOutBytes,
                 CommBandwidth = Number(row, CommNames, "comm bandwidth (bytes/s)", Bad) ?? defaults.CommBandwidth,

@@ -76,6 +76,8 @@ internal static class JobsApi
 
         app.MapGet("/api/v1/queues", (JobController controller) => TypedResults.Ok(controller.Queues()))
             .WithTags("cluster").WithSummary("Queues with pending and running jobs, allocation and dominant share.");
+        app.MapGet("/api/v1/cluster", (JobController controller) => TypedResults.Text(Specs.ClusterSpecWriter.Write(controller.CurrentCluster()), "application/yaml"))
+            .WithTags("cluster").WithSummary("The cluster as a cluster file (YAML): policy, queues, nodes, dynamic pools; aimass up --cluster and simulation scenarios read it.");
     }
 
     private static JobsException NotFound(long id) => new(404, Registry.ErrorCodes.NotFound, $"job {id} does not exist");
