@@ -18,6 +18,8 @@ need=()
 [[ -e /usr/lib/x86_64-linux-gnu/libopenblas.so.0 || -e /usr/lib/aarch64-linux-gnu/libopenblas.so.0 ]] || need+=(libopenblas0-pthread)
 # dataset-fashion-mnist: the IDX reader is tested on the real files (the training benchmark uses them too).
 [[ -e /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]] || need+=(dataset-fashion-mnist)
+# fonts-dejavu-core: the simulator's plots (ScottPlot draws their text with a system font).
+[[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || need+=(fonts-dejavu-core)
 # Slurm 22.05 and munge: the Slurm executor is tested against a real one-node cluster (scripts/slurm-test-cluster.sh).
 for tool in slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client munged:munge; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")

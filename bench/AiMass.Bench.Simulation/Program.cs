@@ -2,7 +2,10 @@
 //   dotnet AiMass.Bench.Simulation.dll [JOBS=100000] [RUNS=3]
 // 1. the future-event list alone: events added and taken per second (a hold model: each event taken adds one later);
 // 2. SWF replays of a synthetic trace of JOBS jobs (seeded: Poisson arrivals at about 70 % load on 128 processors,
-//    log-normal run times, estimates 1-5x the run time) under FCFS and EASY, with the managed memory they hold per job.
+//    log-normal run times, estimates 1-5x the run time) under FCFS, EASY and conservative backfilling, with the managed
+//    memory they hold per job;
+// 3. scenario runs: JOBS/5 synthetic DL jobs on 64 nodes of 8 GPUs with node failures, checkpoints, a dynamic pool and
+//    the network and storage model, under EASY and Tiresias-style LAS.
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -42,7 +45,58 @@ var empty = GC.GetTotalMemory(true);
 var trace = Synthetic(jobs);
 var traceBytes = (GC.GetTotalMemory(true) - empty) / (double)jobs;
 Row("SWF trace in memory, bytes per job", [traceBytes], "0");
-foreach (var policy in new[] { ReplayPolicy.Fcfs, ReplayPolicy.Easy })
+foreach (var policy in new[] { ReplayPolicy.Fcfs, ReplayPolicy.Easy, ReplayPolicy.Conservative })
+{
+    Measure($"{policy}", "replay time (s)", "simulation events per second (arrivals, completions, passes)", "memory the result keeps, bytes per job", jobs, runs, () =>
+    {
+        var result = SwfReplay.Run(trace, policy, 128);
+        return (result, result.Elapsed, result.Events, string.Create(CultureInfo.InvariantCulture,
+            $"{policy}: utilisation {result.Summary.Utilization:P1}, mean wait {result.Summary.MeanWait:F0} s, mean bounded slowdown {result.Summary.MeanBoundedSlowdown:F2}"));
+    });
+}
+// 3. Scenarios.
+var scenarioJobs = Math.Max(1000, jobs / 5);
+var gpuNode = new AiMass.Scheduling.NodeSpec("gpu", "gpu", new AiMass.Resources.ResourceVector(64_000, 1L << 40, 8)) { GpuModel = "A100" };
+var scenario = new Scenario
+{
+    Name = "bench",
+    Seed = 3,
+    Cluster = new AiMass.Scheduling.ClusterSpec
+    {
+        Policy = new AiMass.Scheduling.SchedulerPolicy { Ordering = AiMass.Scheduling.OrderingPolicy.Fifo, Backfill = AiMass.Scheduling.BackfillPolicy.Easy },
+        Nodes = Enumerable.Range(1, 64).Select(i => gpuNode with { Name = $"gpu-{i}" }).ToList(),
+        Pools = [new AiMass.Scheduling.PoolSpec("burst", AiMass.Scheduling.PoolKind.Dynamic) { MaxNodes = 8, Template = gpuNode with { Pool = "burst" } }],
+        ProvisioningDelays = new Dictionary<string, TimeSpan> { ["burst"] = TimeSpan.FromMinutes(10) },
+    },
+    Jobs = new SyntheticWorkload
+    {
+        Jobs = scenarioJobs,
+        MeanInterarrival = TimeSpan.FromSeconds(60),
+        Duration = new Distribution(DistributionKind.LogNormal, TimeSpan.FromMinutes(40), 1.6),
+        GpuMix = [new(1, 0.55), new(2, 0.15), new(4, 0.15), new(8, 0.1), new(16, 0.05)],
+        Users = 50,
+        EstimateFactor = 3,
+    }.Generate(new Random(11), new WorkloadDefaults { StageInBytes = 20L << 30, StageOutBytes = 2L << 30, CommBandwidth = 5e9 }),
+    Failures = new FailureModel { Pools = [new PoolFailures("gpu", new Distribution(DistributionKind.Weibull, TimeSpan.FromDays(20), 0.8), Distribution.Exponential(TimeSpan.FromHours(6)))] },
+    Checkpoints = new CheckpointModel { Interval = TimeSpan.FromMinutes(30), RestoreTime = TimeSpan.FromMinutes(2) },
+    Network = new NetworkModel { NodeBandwidth = 12.5e9, SpineBandwidth = 100e9, StorageBandwidth = 10e9, StorageCapacity = 200L << 40, OutputRetention = TimeSpan.FromDays(14) },
+    Las = new LasOptions { Thresholds = [7200, 72_000], StarvationFactor = 4 },
+};
+foreach (var name in new[] { "easy", "las" })
+{
+    var policy = SimulationPolicy.Parse(name);
+    Measure($"scenario, {scenarioJobs} DL jobs on 64x8 GPUs, {name}", "run time (s)", "events per second (all kinds, passes included)", "memory the result keeps, bytes per job (runs, nodes, series)", scenarioJobs, runs, () =>
+    {
+        var result = ScenarioSimulator.Run(scenario, policy);
+        var s = result.Summary;
+        return (result, result.Elapsed, result.Events, string.Create(CultureInfo.InvariantCulture,
+            $"scenario {name}: GPU utilisation {s.GpuUtilization:P1}, mean JCT {s.MeanJobCompletionTime / 3600:F2} h, {s.NodeFailures} node failures, {s.Preemptions} preemptions"));
+    });
+}
+return 0;
+
+// Runs a simulation RUNS times from a clean heap: its time, events per second, and the managed memory its result keeps per job.
+static void Measure(string label, string time, string rate, string memory, int count, int runs, Func<(object Result, TimeSpan Elapsed, long Events, string Note)> run)
 {
     var seconds = new List<double>();
     var eventRates = new List<double>();
@@ -53,23 +107,21 @@ foreach (var policy in new[] { ReplayPolicy.Fcfs, ReplayPolicy.Easy })
         GC.WaitForPendingFinalizers();
         GC.Collect();
         var before = GC.GetTotalMemory(true);
-        var result = SwfReplay.Run(trace, policy, 128);
-        var after = GC.GetTotalMemory(true); // what the result keeps: one outcome per job
-        seconds.Add(result.Elapsed.TotalSeconds);
-        eventRates.Add(result.Events / result.Elapsed.TotalSeconds);
-        bytes.Add((after - before) / (double)jobs);
+        var (result, elapsed, events, note) = run();
+        var after = GC.GetTotalMemory(true);
+        seconds.Add(elapsed.TotalSeconds);
+        eventRates.Add(events / elapsed.TotalSeconds);
+        bytes.Add((after - before) / (double)count);
         GC.KeepAlive(result);
         if (r == 0)
         {
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{policy}: utilisation {result.Summary.Utilization:P1}, mean wait {result.Summary.MeanWait:F0} s, mean bounded slowdown {result.Summary.MeanBoundedSlowdown:F2}"));
+            Console.Error.WriteLine(note);
         }
     }
-    Row($"{policy}: replay time (s)", seconds, "0.00");
-    Row($"{policy}: simulation events per second (arrivals, completions, passes)", eventRates, "0");
-    Row($"{policy}: memory the result keeps, bytes per job", bytes, "0");
+    Row($"{label}: {time}", seconds, "0.00");
+    Row($"{label}: {rate}", eventRates, "0");
+    Row($"{label}: {memory}", bytes, "0");
 }
-return 0;
 
 static void Row(string name, List<double> values, string format)
 {

@@ -5,7 +5,7 @@ using System.Text.Json.Serialization;
 
 namespace AiMass.Simulation;
 
-/// <summary>Aggregate figures of a simulation.</summary>
+/// <summary>Aggregate figures of an SWF replay (a scenario run has <see cref="ScenarioSummary"/>).</summary>
 public sealed record SimulationSummary
 {
     /// <summary>The run time under which slowdown is bounded (the usual 10 s).</summary>
@@ -43,12 +43,6 @@ public sealed record SimulationSummary
 
     /// <summary>Busy processor-seconds: the work of all jobs.</summary>
     public double BusyProcessorSeconds { get; init; }
-
-    /// <summary>Jobs killed by node failures (none without a failure model).</summary>
-    public int JobsKilledByFailures { get; init; }
-
-    /// <summary>GPU-hours of work lost to failures (none without a failure model).</summary>
-    public double LostGpuHours { get; init; }
 
     /// <summary>Computes the figures of a set of outcomes on a machine.</summary>
     public static SimulationSummary Of(IReadOnlyList<JobOutcome> jobs, long processors)
