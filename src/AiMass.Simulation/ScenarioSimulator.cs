@@ -41,8 +41,7 @@ public sealed partial class ScenarioSimulator
     private double _busyGpuIntegral;
     private double _upCpuIntegral;
     private double _upGpuIntegral;
-    private long _integralFrom = long.MinValue;
-    private long _integralTo = long.MinValue;
+    private long _integralTo;
     private int _nodeFailures;
     private int _failureKills;
     private int _preemptions;
@@ -221,6 +220,7 @@ public sealed partial class ScenarioSimulator
             _events.Add(job.Submit.Ticks, PhaseArrival, new Event(Kind.Arrival, state.Index, 0, null));
             _outstanding++;
         }
+        _integralTo = _jobs.Count > 0 ? _jobs.Min(j => j.Job.Submit.Ticks) : 0;
         foreach (var node in _scenario.Cluster.Nodes)
         {
             ScheduleFailure(node.Name, node.Pool, 0);
@@ -270,7 +270,9 @@ public sealed partial class ScenarioSimulator
 
     private void Advance(long time)
     {
-        if (_integralTo != long.MinValue && time > _integralTo)
+        // Utilisation counts from the first submission (Load sets _integralTo to it): earlier events (a failure before
+        // any job arrived) do not count.
+        if (time > _integralTo)
         {
             var dt = (time - _integralTo) / (double)TimeSpan.TicksPerSecond;
             var up = _scheduler.UpCapacity;
@@ -278,12 +280,8 @@ public sealed partial class ScenarioSimulator
             _busyGpuIntegral += _busyGpus * dt;
             _upCpuIntegral += up.CpuMillis / 1000.0 * dt;
             _upGpuIntegral += up.Gpus * dt;
+            _integralTo = time;
         }
-        if (_integralFrom == long.MinValue)
-        {
-            _integralFrom = time;
-        }
-        _integralTo = time;
         _now = time;
         _clock.AdvanceTo(_epoch.AddTicks(time));
     }

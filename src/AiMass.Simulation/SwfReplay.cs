@@ -60,7 +60,10 @@ public static class SwfReplay
     private const string Machine = "machine";
 
     /// <summary>Replays <paramref name="trace"/> on <paramref name="processors"/> processors (null: the header's MaxProcs).</summary>
-    public static ReplayResult Run(SwfTrace trace, ReplayPolicy policy, long? processors = null)
+    public static ReplayResult Run(SwfTrace trace, ReplayPolicy policy, long? processors = null) => Run(trace, policy, processors, null);
+
+    /// <summary>The replay, with a look at the scheduler after every pass (for the tests of its invariants).</summary>
+    internal static ReplayResult Run(SwfTrace trace, ReplayPolicy policy, long? processors, Action<ClusterScheduler, long>? afterPass)
     {
         ArgumentNullException.ThrowIfNull(trace);
         var machine = processors ?? trace.MaxProcessors
@@ -150,6 +153,7 @@ public static class SwfReplay
                 starts[i] = time / TimeSpan.TicksPerSecond;
                 events.Add(time + (TimeSpan.TicksPerSecond * jobs[i].Runtime), Completion, i);
             }
+            afterPass?.Invoke(scheduler, time / TimeSpan.TicksPerSecond);
         }
         var outcomes = jobs.Select((j, i) => new JobOutcome(j.Number, j.Submit, starts[i], ends[i], j.Processors, j.Estimate))
             .OrderBy(o => o.Id).ToList();

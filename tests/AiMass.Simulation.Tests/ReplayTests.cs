@@ -116,6 +116,44 @@ public sealed class ReplayTests
         Assert.Equal(Schedule(result), Schedule(SwfReplay.Run(trace, policy)));
     }
 
+    [Theory]
+    [InlineData(21)]
+    [InlineData(22)]
+    [InlineData(23)]
+    public void Easy_NeverDelaysTheHeadsReservation_OnRandomWorkloads(int seed)
+    {
+        // Estimates at least the run times, so the queue head's reservation is a promise: it starts no later than
+        // its first reservation, whatever is backfilled afterwards. (Conservative backfilling recomputes every
+        // reservation each pass, as Slurm's backfill does, so when jobs end early a later job's can also move later.)
+        const ReplayPolicy policy = ReplayPolicy.Easy;
+        var random = new Random(seed);
+        var jobs = new List<(long, long, long, long, long)>();
+        long t = 0;
+        for (var i = 1; i <= 300; i++)
+        {
+            t += random.Next(0, 150);
+            var run = random.Next(1, 300);
+            jobs.Add((i, t, run, random.Next(1, 33), run + random.Next(0, 2 * run)));
+        }
+        var reserved = new Dictionary<long, long>();
+        var result = SwfReplay.Run(Trace(32, [.. jobs]), policy, null, (scheduler, now) =>
+        {
+            foreach (var job in scheduler.Jobs)
+            {
+                if (job.Phase == AiMass.Scheduling.JobPhase.Pending && job.ExpectedStart is { } at && !reserved.ContainsKey(job.Request.Id))
+                {
+                    reserved[job.Request.Id] = at.ToUnixTimeSeconds();
+                }
+            }
+        });
+        Assert.True(reserved.Count > 20, $"only {reserved.Count} jobs were ever reserved: the workload is too light to test this");
+        foreach (var (id, at) in reserved)
+        {
+            var start = result.Jobs.Single(j => j.Id == id).Start;
+            Assert.True(start <= at, $"{policy}: job {id} was reserved to start by {at} but started at {start}");
+        }
+    }
+
     [Fact]
     public void Easy_NeverDelaysTheHeadJobBeyondWhatFcfsWouldGiveIt_OnAQueueOfTwo()
     {
