@@ -114,22 +114,42 @@ internal static class SimCommands
             {
                 scenario = Change(scenario, changes);
                 var result = Simulate(scenario, SimulationPolicy(parse.GetValue(policy) ?? "scenario"));
-                AnsiConsole.Write(ScenarioTable(scenario, result));
+                if (Cli.WantsJson(parse))
+                {
+                    Cli.PrintJson(new { Scenario = scenario.Name, scenario.Seed, result.Policy, result.Summary, result.Skipped, result.Events, ElapsedSeconds = result.Elapsed.TotalSeconds });
+                }
+                else
+                {
+                    AnsiConsole.Write(ScenarioTable(scenario, result));
+                }
                 if (output is not null)
                 {
                     var files = ScenarioReport.Write(output, result, scenario);
-                    Console.Out.WriteLine($"wrote {string.Join(", ", files.Select(Path.GetFileName))} to {output}");
+                    if (!Cli.WantsJson(parse))
+                    {
+                        Console.Out.WriteLine($"wrote {string.Join(", ", files.Select(Path.GetFileName))} to {output}");
+                    }
                 }
                 return Task.CompletedTask;
             }
             var chosen = (parse.GetValue(policy) ?? "easy").ToLowerInvariant();
             RequireSwfPolicies("--policy", [chosen]);
             var replay = Replay(swf!, chosen, parse.GetValue(inputs.Processors));
-            AnsiConsole.Write(SwfTable(chosen, replay));
+            if (Cli.WantsJson(parse))
+            {
+                Cli.PrintJson(new { Trace = path, Policy = chosen, replay.Summary, replay.Skipped, replay.Events, ElapsedSeconds = replay.Elapsed.TotalSeconds });
+            }
+            else
+            {
+                AnsiConsole.Write(SwfTable(chosen, replay));
+            }
             if (output is not null)
             {
                 SimulationReport.Write(output, replay, chosen, path!);
-                Console.Out.WriteLine($"wrote {Path.Combine(output, "jobs.csv")}, {Path.Combine(output, "summary.json")} and plots");
+                if (!Cli.WantsJson(parse))
+                {
+                    Console.Out.WriteLine($"wrote {Path.Combine(output, "jobs.csv")}, {Path.Combine(output, "summary.json")} and plots");
+                }
             }
             return Task.CompletedTask;
         }));
@@ -159,8 +179,8 @@ internal static class SimCommands
                 throw new CliException("--policies: name at least one policy");
             }
             return scenario is null
-                ? CompareSwf(swf!, path!, chosen, parse.GetValue(inputs.Processors), output)
-                : CompareScenario(scenario, changes, chosen, output);
+                ? CompareSwf(swf!, path!, chosen, parse.GetValue(inputs.Processors), output, Cli.WantsJson(parse))
+                : CompareScenario(scenario, changes, chosen, output, Cli.WantsJson(parse));
         }));
         return command;
     }
@@ -211,8 +231,9 @@ internal static class SimCommands
         return command;
     }
 
-    private static Task CompareSwf(SwfTrace swf, string path, IReadOnlyList<string> chosen, long? processors, string? output)
+    private static Task CompareSwf(SwfTrace swf, string path, IReadOnlyList<string> chosen, long? processors, string? output, bool json)
     {
+        var rows = new List<object>();
         RequireSwfPolicies("--policies", chosen);
         var table = new Table().AddColumns("POLICY", "JOBS", "UTILISATION", "MEAN WAIT (S)", "P95 WAIT (S)", "P99 WAIT (S)", "MEAN BSLD", "MEAN JCT (S)", "MAKESPAN (S)", "SIMULATED IN");
         var runs = new List<PlotRun>();
@@ -225,21 +246,26 @@ internal static class SimCommands
                 runs.Add(PlotRun.Of(result, name));
             }
             var s = result.Summary;
+            rows.Add(new { Policy = name, Summary = s, result.Skipped, ElapsedSeconds = result.Elapsed.TotalSeconds });
             table.AddRow(name, s.Jobs.ToString(CultureInfo.InvariantCulture), F(s.Utilization * 100, "0.0") + " %", F(s.MeanWait, "0.#"), F(s.P95Wait, "0"),
                 F(s.P99Wait, "0"), F(s.MeanBoundedSlowdown), F(s.MeanJobCompletionTime, "0.#"), s.Makespan.ToString(CultureInfo.InvariantCulture),
                 F(result.Elapsed.TotalSeconds, "0.00") + " s");
         }
-        AnsiConsole.Write(table);
+        Show(table, rows, json);
         if (output is not null)
         {
             SimulationPlots.Write(output, runs);
-            Console.Out.WriteLine($"wrote one directory per policy and the overlaid plots to {output}");
+            if (!json)
+            {
+                Console.Out.WriteLine($"wrote one directory per policy and the overlaid plots to {output}");
+            }
         }
         return Task.CompletedTask;
     }
 
-    private static Task CompareScenario(Scenario baseline, List<Simulation.WhatIf> changes, IReadOnlyList<string> chosen, string? output)
+    private static Task CompareScenario(Scenario baseline, List<Simulation.WhatIf> changes, IReadOnlyList<string> chosen, string? output, bool json)
     {
+        var rows = new List<object>();
         var parsed = chosen.Select(SimulationPolicy).ToList();
         // With what-if changes every policy runs on the scenario as it is and as changed, side by side.
         var variants = changes.Count == 0 ? [(Label: "", Scenario: baseline)] : new[] { (Label: "", Scenario: baseline), (Label: " + what-if", Scenario: Change(baseline, changes)) };
@@ -253,6 +279,7 @@ internal static class SimCommands
                 var name = policy.Name + label;
                 var result = Simulate(scenario, policy);
                 var s = result.Summary;
+                rows.Add(new { Policy = name, Scenario = scenario.Name, Summary = s, result.Skipped, ElapsedSeconds = result.Elapsed.TotalSeconds });
                 if (output is not null)
                 {
                     ScenarioReport.Write(Path.Combine(output, Safe(policy.Name) + (label.Length > 0 ? ".what-if" : "")), result, scenario, plots: false);
@@ -270,18 +297,34 @@ internal static class SimCommands
         {
             table.Caption(Cli.Esc("what-if: " + string.Join("; ", changes.Select(c => c.Text))));
         }
-        AnsiConsole.Write(table);
+        Show(table, rows, json);
         if (output is not null)
         {
             Directory.CreateDirectory(output);
             AtomicFile.Write(Path.Combine(output, "compare.csv"), csv.ToString());
             SimulationPlots.Write(output, runs);
-            Console.Out.WriteLine($"wrote compare.csv, one directory per policy and the overlaid plots to {output}");
+            if (!json)
+            {
+                Console.Out.WriteLine($"wrote compare.csv, one directory per policy and the overlaid plots to {output}");
+            }
         }
         return Task.CompletedTask;
     }
 
     private static string Safe(string policy) => policy.Replace('+', '_');
+
+    /// <summary>The table for people, or with --json one object per run.</summary>
+    private static void Show(Table table, List<object> rows, bool json)
+    {
+        if (json)
+        {
+            Cli.PrintJson(rows);
+        }
+        else
+        {
+            AnsiConsole.Write(table);
+        }
+    }
 
     private static string Csv(string text) => text.Contains(',', StringComparison.Ordinal) ? "\"" + text.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : text;
 

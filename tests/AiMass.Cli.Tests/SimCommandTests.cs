@@ -110,6 +110,15 @@ public sealed class SimCommandTests : IDisposable
         Assert.Equal(3, (await File.ReadAllLinesAsync(Path.Combine(compared, "compare.csv"))).Length);
         Assert.True(File.Exists(Path.Combine(compared, "las", "jobs.csv")) && File.Exists(Path.Combine(compared, "wait-cdf.png")));
 
+        var json = await Run("--json", "sim", "run", "--scenario", scenario, "--policy", "las");
+        Assert.True(json.ExitCode == 0, json.ToString());
+        using (var document = System.Text.Json.JsonDocument.Parse(json.Stdout))
+        {
+            var summary = document.RootElement.GetProperty("summary");
+            Assert.Equal((2, 1, 0.0), (summary.GetProperty("jobs").GetInt32(), summary.GetProperty("preemptions").GetInt32(), summary.GetProperty("mean_wait").GetDouble()));
+            Assert.Equal("las", document.RootElement.GetProperty("policy").GetString());
+        }
+
         var badTerm = await Run("sim", "compare", "--scenario", scenario, "--policies", "fcfs,rr");
         Assert.Equal(1, badTerm.ExitCode);
         Assert.Contains("policy 'rr': unknown term 'rr'", badTerm.Stderr, StringComparison.Ordinal);
