@@ -1,0 +1,330 @@
+namespace AiMass.Tuning;
+
+/// <summary>Settings of the tree-structured Parzen estimator.</summary>
+public sealed record TpeOptions
+{
+    /// <summary>Trials drawn at random before the model is used (Optuna's default 10).</summary>
+    public int StartupTrials { get; init; } = 10;
+
+    /// <summary>Candidates drawn from the good-trials model; the one with the best ratio l(x)/g(x) is taken (Optuna's 24).</summary>
+    public int Candidates { get; init; } = 24;
+
+    /// <summary>
+    /// Model parameters jointly (their correlations count). On a conditional space each group of parameters that share a
+    /// condition is modelled jointly from the trials that took that branch — never falling back to independent draws.
+    /// </summary>
+    public bool Multivariate { get; init; } = true;
+
+    /// <summary>Weight of the prior (the whole range) among the kernels.</summary>
+    public double PriorWeight { get; init; } = 1.0;
+
+    /// <summary>Count trials still running as bad ones ("constant liar"), so parallel trials spread out.</summary>
+    public bool ConstantLiar { get; init; } = true;
+
+    /// <summary>How many of n trials count as good: min(ceil(0.1 n), 25), as Optuna.</summary>
+    public Func<int, int> Gamma { get; init; } = n => Math.Min((int)Math.Ceiling(0.1 * n), 25);
+}
+
+/// <summary>
+/// The tree-structured Parzen estimator (Bergstra et al. 2011; the defaults of Optuna 3): the trials so far are split
+/// into good (the best γ) and the rest; each side is modelled as a mixture of truncated Gaussian kernels (categorical:
+/// smoothed counts) around its observations plus a prior over the range; candidates are drawn from the good model and
+/// the one maximising l(x)/g(x) is taken.
+/// </summary>
+public sealed class TpeSampler(TpeOptions? options = null) : ISampler
+{
+    private readonly TpeOptions _options = options ?? new TpeOptions();
+
+    /// <summary>The settings.</summary>
+    public TpeOptions Options => _options;
+
+    /// <inheritdoc />
+    public IReadOnlyDictionary<string, double> Sample(IStudyView study, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(study);
+        ArgumentNullException.ThrowIfNull(random);
+        var space = study.Space;
+        var finished = study.Trials
+            .Where(t => t.State is TrialState.Complete or TrialState.Pruned && t.Value is not null)
+            .OrderBy(t => study.Loss(t.Value!.Value)).ThenBy(t => t.Number).ToList();
+        var values = new Dictionary<string, double>(StringComparer.Ordinal);
+        if (finished.Count < _options.StartupTrials)
+        {
+            return RandomSampler.Draw(space, random, values);
+        }
+        var goodCount = Math.Max(1, _options.Gamma(finished.Count));
+        var good = finished.Take(goodCount).OrderBy(t => t.Number).ToList();
+        var bad = finished.Skip(goodCount).ToList();
+        if (_options.ConstantLiar)
+        {
+            bad.AddRange(study.Trials.Where(t => t.State == TrialState.Running));
+        }
+        bad = [.. bad.OrderBy(t => t.Number)];
+        // Groups of parameters that share a condition, parents' groups first.
+        var groups = space.Ordered.GroupBy(p => p.When is null ? "" : p.When.Parent + "=" + string.Join("|", p.When.Choices), StringComparer.Ordinal).ToList();
+        foreach (var group in groups)
+        {
+            var members = group.Where(p => space.Active(p, values)).ToList();
+            if (members.Count == 0)
+            {
+                continue;
+            }
+            if (_options.Multivariate)
+            {
+                SampleJointly(members, good, bad, random, values);
+            }
+            else
+            {
+                foreach (var p in members)
+                {
+                    SampleJointly([p], good, bad, random, values);
+                }
+            }
+        }
+        return values;
+    }
+
+    /// <summary>Draws the parameters of one group from the good model, keeping the candidate with the best l/g.</summary>
+    private void SampleJointly(List<Parameter> group, List<Trial> good, List<Trial> bad, Random random, Dictionary<string, double> values)
+    {
+        // Observations: the trials in which every parameter of the group exists (they took this branch).
+        var l = new Mixture(group, good.Where(t => group.All(p => t.Values.ContainsKey(p.Name))).ToList(), _options);
+        var g = new Mixture(group, bad.Where(t => group.All(p => t.Values.ContainsKey(p.Name))).ToList(), _options);
+        double[]? best = null;
+        var bestScore = double.NegativeInfinity;
+        for (var c = 0; c < _options.Candidates; c++)
+        {
+            var x = l.Draw(random);
+            var score = l.LogDensity(x) - g.LogDensity(x);
+            if (score > bestScore || best is null)
+            {
+                best = x;
+                bestScore = score;
+            }
+        }
+        for (var d = 0; d < group.Count; d++)
+        {
+            values[group[d].Name] = group[d].Snap(group[d].Log && group[d].Kind != ParameterKind.Categorical ? Math.Exp(best![d]) : best![d]);
+        }
+    }
+
+    /// <summary>A mixture of product kernels over a group's dimensions: one component per observation, plus the prior.</summary>
+    private sealed class Mixture
+    {
+        private readonly List<Parameter> _dims;
+        private readonly double[] _weights; // per component (observations, then the prior), summing to 1
+        private readonly double[][] _mu; // [component][dim] (categorical: the observed index; prior: unused)
+        private readonly double[][] _sigma;
+        private readonly double[] _low;
+        private readonly double[] _high;
+        private readonly int _observations;
+        private readonly double _categoricalSmoothing;
+
+        public Mixture(List<Parameter> dims, List<Trial> trials, TpeOptions options)
+        {
+            _dims = dims;
+            var n = trials.Count;
+            _observations = n;
+            var k = dims.Count;
+            _low = new double[k];
+            _high = new double[k];
+            for (var d = 0; d < k; d++)
+            {
+                (_low[d], _high[d]) = Bounds(dims[d]);
+            }
+            // Weights: uniform under 25 observations, then the older ones fade (Optuna's default_weights).
+            var w = new double[n + 1];
+            for (var i = 0; i < n; i++)
+            {
+                w[i] = n < 25 || i >= n - 25 ? 1.0 : (1.0 / n) + ((1.0 - (1.0 / n)) * i / Math.Max(1, n - 25 - 1));
+            }
+            w[n] = options.PriorWeight;
+            var total = w.Sum();
+            _weights = w.Select(x => x / total).ToArray();
+            _mu = new double[n + 1][];
+            _sigma = new double[n + 1][];
+            for (var i = 0; i <= n; i++)
+            {
+                _mu[i] = new double[k];
+                _sigma[i] = new double[k];
+            }
+            for (var d = 0; d < k; d++)
+            {
+                var p = dims[d];
+                var range = _high[d] - _low[d];
+                for (var i = 0; i < n; i++)
+                {
+                    _mu[i][d] = Transform(p, trials[i].Values[p.Name]);
+                }
+                _mu[n][d] = p.Kind == ParameterKind.Categorical ? -1 : (_low[d] + _high[d]) / 2;
+                _sigma[n][d] = range;
+                if (p.Kind == ParameterKind.Categorical)
+                {
+                    continue;
+                }
+                if (options.Multivariate && k > 1)
+                {
+                    // Scott-like bandwidth for joint kernels: 0.2 (n+1)^(-1/(k+4)) of the range (Optuna's multivariate TPE).
+                    var sigma = 0.2 * Math.Pow(n + 1, -1.0 / (k + 4)) * range;
+                    for (var i = 0; i < n; i++)
+                    {
+                        _sigma[i][d] = sigma;
+                    }
+                }
+                else
+                {
+                    // Each kernel as wide as the larger gap to its neighbours (the prior's centre among them), clipped to
+                    // [range / min(100, n + 1), range] ("magic clip").
+                    var order = Enumerable.Range(0, n + 1).OrderBy(i => _mu[i][d]).ToArray();
+                    for (var r = 0; r < order.Length; r++)
+                    {
+                        var i = order[r];
+                        if (i == n)
+                        {
+                            continue;
+                        }
+                        var left = r > 0 ? _mu[i][d] - _mu[order[r - 1]][d] : _mu[i][d] - _low[d];
+                        var right = r + 1 < order.Length ? _mu[order[r + 1]][d] - _mu[i][d] : _high[d] - _mu[i][d];
+                        _sigma[i][d] = Math.Clamp(Math.Max(left, right), range / Math.Min(100.0, n + 1), range);
+                    }
+                }
+                for (var i = 0; i < n; i++)
+                {
+                    _sigma[i][d] = Math.Max(_sigma[i][d], 1e-12 + (range * 1e-9));
+                }
+            }
+            _categoricalSmoothing = options.PriorWeight / (n + 1);
+        }
+
+        /// <summary>Where a parameter's kernels live: its range in the transformed space, widened by half a step when discrete.</summary>
+        private static (double Low, double High) Bounds(Parameter p)
+        {
+            if (p.Kind == ParameterKind.Categorical)
+            {
+                return (0, p.Choices.Count);
+            }
+            var half = (p.Step ?? 0) / 2;
+            return p.Log
+                ? (Math.Log(Math.Max(p.Low - half, p.Low / 2)), Math.Log(p.High + half))
+                : (p.Low - half, p.High + half);
+        }
+
+        private static double Transform(Parameter p, double v) => p.Log && p.Kind != ParameterKind.Categorical ? Math.Log(v) : v;
+
+        public double[] Draw(Random random)
+        {
+            var u = random.NextDouble();
+            var j = 0;
+            while (j < _weights.Length - 1 && (u -= _weights[j]) > 0)
+            {
+                j++;
+            }
+            var x = new double[_dims.Count];
+            for (var d = 0; d < x.Length; d++)
+            {
+                var p = _dims[d];
+                if (p.Kind == ParameterKind.Categorical)
+                {
+                    x[d] = DrawCategorical(p, j, random);
+                    continue;
+                }
+                double v;
+                var tries = 0;
+                do
+                {
+                    v = _mu[j][d] + (_sigma[j][d] * Normal(random));
+                }
+                while ((v < _low[d] || v > _high[d]) && ++tries < 100);
+                x[d] = Math.Clamp(v, _low[d], _high[d]);
+                // Snap in the parameter's own space so the density is scored at a legal value.
+                x[d] = Transform(p, p.Snap(p.Log ? Math.Exp(x[d]) : x[d]));
+            }
+            return x;
+        }
+
+        private double DrawCategorical(Parameter p, int component, Random random)
+        {
+            var k = p.Choices.Count;
+            var u = random.NextDouble();
+            for (var c = 0; c < k; c++)
+            {
+                u -= CategoricalProbability(component, _dims.IndexOf(p), c, k);
+                if (u <= 0)
+                {
+                    return c;
+                }
+            }
+            return k - 1;
+        }
+
+        private double CategoricalProbability(int component, int d, int choice, int k)
+        {
+            if (component == _observations)
+            {
+                return 1.0 / k; // the prior
+            }
+            var hit = (int)_mu[component][d] == choice ? 1.0 : 0.0;
+            return (hit + (_categoricalSmoothing / k)) / (1 + _categoricalSmoothing);
+        }
+
+        public double LogDensity(double[] x)
+        {
+            var terms = new double[_weights.Length];
+            for (var j = 0; j < _weights.Length; j++)
+            {
+                var log = Math.Log(_weights[j]);
+                for (var d = 0; d < x.Length && !double.IsNegativeInfinity(log); d++)
+                {
+                    var p = _dims[d];
+                    if (p.Kind == ParameterKind.Categorical)
+                    {
+                        log += Math.Log(CategoricalProbability(j, d, (int)x[d], p.Choices.Count));
+                        continue;
+                    }
+                    var mu = _mu[j][d];
+                    var sigma = _sigma[j][d];
+                    var z = NormalCdf((_high[d] - mu) / sigma) - NormalCdf((_low[d] - mu) / sigma);
+                    if (p.Step is { } step && !p.Log)
+                    {
+                        // Discrete: the kernel's mass on the value's bin.
+                        var mass = NormalCdf((x[d] + (step / 2) - mu) / sigma) - NormalCdf((x[d] - (step / 2) - mu) / sigma);
+                        log += Math.Log(Math.Max(mass, 1e-300)) - Math.Log(Math.Max(z, 1e-300));
+                    }
+                    else
+                    {
+                        var t = (x[d] - mu) / sigma;
+                        log += (-0.5 * t * t) - Math.Log(sigma * Math.Sqrt(2 * Math.PI)) - Math.Log(Math.Max(z, 1e-300));
+                    }
+                }
+                terms[j] = log;
+            }
+            var max = terms.Max();
+            return double.IsNegativeInfinity(max) ? max : max + Math.Log(terms.Sum(t => Math.Exp(t - max)));
+        }
+    }
+
+    /// <summary>A standard normal variate (Box–Muller).</summary>
+    internal static double Normal(Random random)
+    {
+        var u1 = 1.0 - random.NextDouble();
+        var u2 = random.NextDouble();
+        return Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
+    /// <summary>Φ(x), the standard normal CDF, from erfc (Numerical Recipes' Chebyshev fit, relative error below 1.2e-7).</summary>
+    internal static double NormalCdf(double x) => 0.5 * Erfc(-x / Math.Sqrt(2));
+
+    private static double Erfc(double x)
+    {
+        ReadOnlySpan<double> c = [-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277];
+        var z = Math.Abs(x);
+        var t = 1 / (1 + (0.5 * z));
+        var poly = 0.0;
+        for (var i = c.Length - 1; i >= 0; i--)
+        {
+            poly = c[i] + (t * poly);
+        }
+        var r = t * Math.Exp(-(z * z) + poly);
+        return x >= 0 ? r : 2 - r;
+    }
+}

@@ -1,0 +1,168 @@
+namespace AiMass.Tuning.Tests;
+
+/// <summary>Every sampler respects the space; TPE beats random search; the grid covers its points.</summary>
+public sealed class SamplerTests
+{
+    private static Condition When(string parent, params string[] choices) => new(parent, choices);
+
+    /// <summary>A space with every kind of parameter and two levels of conditions.</summary>
+    private static SearchSpace Mixed() => SearchSpace.Builder()
+        .Float("lr", 1e-5, 1e-1, log: true)
+        .Float("dropout", 0, 0.5, step: 0.05)
+        .Int("width", 16, 1024, log: true)
+        .Int("layers", 1, 8, step: 1)
+        .Int("batch", 32, 256, step: 32)
+        .Categorical("optimizer", ["adam", "sgd", "rmsprop"])
+        .Float("momentum", 0.5, 0.99, when: When("optimizer", "sgd", "rmsprop"))
+        .Categorical("nesterov", ["yes", "no"], when: When("optimizer", "sgd"))
+        .Float("nesterov_gain", 0.1, 10, log: true, when: When("nesterov", "yes"))
+        .Float("beta2", 0.9, 0.9999, when: When("optimizer", "adam"))
+        .Build();
+
+    public static TheoryData<string> Samplers => ["random", "grid", "tpe", "tpe-independent"];
+
+    private static ISampler Make(string name) => name switch
+    {
+        "random" => new RandomSampler(),
+        "grid" => new GridSampler(3),
+        "tpe" => new TpeSampler(new TpeOptions { StartupTrials = 5 }),
+        _ => new TpeSampler(new TpeOptions { StartupTrials = 5, Multivariate = false }),
+    };
+
+    [Theory]
+    [MemberData(nameof(Samplers))]
+    public void EverySampler_RespectsBoundsStepsLogScalesAndConditions(string sampler)
+    {
+        var space = Mixed();
+        for (var seed = 0; seed < 3; seed++)
+        {
+            var study = new Study(space, Make(sampler), seed: seed);
+            var random = new Random(seed);
+            for (var i = 0; i < 80; i++)
+            {
+                var trial = study.Ask(); // Ask itself refuses a configuration that fails space.Check
+                Assert.Null(space.Check(trial.Values));
+                Assert.InRange(trial.Float("lr"), 1e-5, 1e-1);
+                Assert.Equal(0, Math.Round(trial.Float("dropout") / 0.05, 9) % 1, 9);
+                Assert.Equal(0, trial.Int("batch") % 32);
+                Assert.InRange(trial.Int("width"), 16, 1024);
+                var optimizer = trial.Choice("optimizer");
+                Assert.Equal(optimizer is "sgd" or "rmsprop", trial.Has("momentum"));
+                Assert.Equal(optimizer == "adam", trial.Has("beta2"));
+                Assert.Equal(optimizer == "sgd", trial.Has("nesterov"));
+                Assert.Equal(optimizer == "sgd" && trial.Choice("nesterov") == "yes", trial.Has("nesterov_gain"));
+                study.Tell(trial, random.NextDouble() + (optimizer == "adam" ? 0 : 1));
+            }
+        }
+    }
+
+    [Fact]
+    public void LogScales_AreSampledLogUniformly()
+    {
+        var space = SearchSpace.Builder().Float("lr", 1e-6, 1, log: true).Build();
+        var study = new Study(space, new RandomSampler(), seed: 3);
+        var decades = new int[6];
+        for (var i = 0; i < 6000; i++)
+        {
+            var t = study.Ask();
+            decades[Math.Min(5, (int)Math.Floor(-Math.Log10(t.Float("lr"))))]++;
+            study.Tell(t, 0);
+        }
+        Assert.All(decades, d => Assert.InRange(d, 850, 1150)); // about 1000 per decade
+    }
+
+    [Fact]
+    public void TheGrid_VisitsEveryPointOnce_BeforeRepeating_AndCombinesConditionalsOnlyUnderTheirChoice()
+    {
+        var space = SearchSpace.Builder()
+            .Categorical("kind", ["a", "b"])
+            .Int("n", 1, 3, when: When("kind", "a"))
+            .Float("x", 0, 1, when: When("kind", "b"))
+            .Build();
+        var sampler = new GridSampler(pointsPerContinuous: 4);
+        Assert.Equal(3 + 4, sampler.Size(space));
+        var study = new Study(space, sampler, seed: 1);
+        var seen = new HashSet<string>();
+        for (var i = 0; i < 7; i++)
+        {
+            var t = study.Ask();
+            Assert.True(seen.Add(string.Join(",", t.Params.Select(p => $"{p.Key}={p.Value}"))), "a grid point came twice");
+            study.Tell(t, i);
+        }
+        Assert.Contains("kind=b,x=0.3333333333333333", seen);
+        Assert.Contains("kind=a,n=2", seen);
+    }
+
+    private static double Branin(Trial t)
+    {
+        var x = t.Float("x");
+        var y = t.Float("y");
+        const double a = 1, b = 5.1 / (4 * Math.PI * Math.PI), c = 5 / Math.PI, r = 6, s = 10, tt = 1 / (8 * Math.PI);
+        return (a * Math.Pow(y - (b * x * x) + (c * x) - r, 2)) + (s * (1 - tt) * Math.Cos(x)) + s;
+    }
+
+    private const double BraninMinimum = 0.397887;
+
+    private static double MedianBest(Func<int, ISampler> sampler, SearchSpace space, Func<Trial, double> objective, int trials, int seeds)
+    {
+        var best = new List<double>();
+        for (var seed = 0; seed < seeds; seed++)
+        {
+            var study = new Study(space, sampler(seed), seed: seed);
+            best.Add(study.Optimize(objective, trials)!.Value!.Value);
+        }
+        best.Sort();
+        return best[best.Count / 2];
+    }
+
+    [Fact]
+    public void Tpe_BeatsRandomSearch_OnBranin()
+    {
+        var space = SearchSpace.Builder().Float("x", -5, 10).Float("y", 0, 15).Build();
+        var random = MedianBest(_ => new RandomSampler(), space, Branin, 60, 15) - BraninMinimum;
+        var tpe = MedianBest(_ => new TpeSampler(), space, Branin, 60, 15) - BraninMinimum;
+        var independent = MedianBest(_ => new TpeSampler(new TpeOptions { Multivariate = false }), space, Branin, 60, 15) - BraninMinimum;
+        Assert.True(tpe < random / 2, $"median regret after 60 trials: TPE {tpe:G3}, random {random:G3}");
+        Assert.True(independent < random, $"median regret after 60 trials: independent TPE {independent:G3}, random {random:G3}");
+    }
+
+    [Fact]
+    public void Tpe_BeatsRandomSearch_OnAConditionalSpace()
+    {
+        // A switch selects one of three sub-functions, each with its own parameters; only "b" reaches 0, and it is
+        // also the best branch on average. (When a branch with a worse optimum looks better at first — "a" = 1 + |a1|
+        // against "b" unscaled — TPE, ours and Optuna 3.1's alike, settles on it: median best about 1.0 against random
+        // search's 0.77 over 15 seeds. That deceptive case is what the MCTS samplers are for.)
+        var space = SearchSpace.Builder()
+            .Categorical("f", ["a", "b", "c"])
+            .Float("a1", -5, 5, when: When("f", "a"))
+            .Float("b1", -5, 5, when: When("f", "b"))
+            .Float("b2", -5, 5, when: When("f", "b"))
+            .Int("c1", 0, 100, when: When("f", "c"))
+            .Build();
+        double Objective(Trial t) => t.Choice("f") switch
+        {
+            "a" => 3 + Math.Abs(t.Float("a1")),
+            "b" => (Math.Pow(t.Float("b1") - 1.5, 2) + Math.Pow(t.Float("b2") + 2, 2)) / 10,
+            _ => 2 + (Math.Abs(t.Int("c1") - 37) / 10.0),
+        };
+        var random = MedianBest(_ => new RandomSampler(), space, Objective, 80, 15);
+        var tpe = MedianBest(_ => new TpeSampler(), space, Objective, 80, 15);
+        Assert.True(tpe < random / 2, $"median best after 80 trials: TPE {tpe:G3}, random {random:G3}");
+    }
+
+    [Fact]
+    public void ConstantLiar_SpreadsParallelTrials()
+    {
+        // Eight trials asked at once after the start-up: with the running ones counted as bad, they differ.
+        var space = SearchSpace.Builder().Float("x", 0, 1).Build();
+        var study = new Study(space, new TpeSampler(new TpeOptions { StartupTrials = 10 }), seed: 2);
+        for (var i = 0; i < 10; i++)
+        {
+            var t = study.Ask();
+            study.Tell(t, Math.Abs(t.Float("x") - 0.3));
+        }
+        var parallel = Enumerable.Range(0, 8).Select(_ => study.Ask().Float("x")).ToList();
+        Assert.Equal(8, parallel.Distinct().Count());
+    }
+}

@@ -1,0 +1,177 @@
+namespace AiMass.Tuning.Tests;
+
+/// <summary>Studies (ask/tell, directions, errors, parallel workers) and pruners (median, ASHA, Hyperband).</summary>
+public sealed class StudyTests
+{
+    private static SearchSpace OneFloat() => SearchSpace.Builder().Float("x", 0, 1).Build();
+
+    [Fact]
+    public void AskTell_FindsTheBest_InEitherDirection()
+    {
+        var min = new Study(OneFloat(), new RandomSampler(), Direction.Minimize, seed: 1);
+        var max = new Study(OneFloat(), new RandomSampler(), Direction.Maximize, seed: 1);
+        min.Optimize(t => t.Float("x"), 50);
+        max.Optimize(t => t.Float("x"), 50);
+        Assert.Equal(min.Trials.Min(t => t.Value), min.Best!.Value);
+        Assert.Equal(max.Trials.Max(t => t.Value), max.Best!.Value);
+        Assert.All(min.Trials, t => Assert.Equal(TrialState.Complete, t.State));
+    }
+
+    [Fact]
+    public void EnqueuedConfigurations_GoFirst_AndBadOnesAreRefused()
+    {
+        var study = new Study(OneFloat(), new RandomSampler(), seed: 1);
+        study.Enqueue(new Dictionary<string, double> { ["x"] = 0.25 });
+        Assert.Equal(0.25, study.Ask().Float("x"));
+        var e = Assert.Throws<ArgumentException>(() => study.Enqueue(new Dictionary<string, double> { ["x"] = 2 }));
+        Assert.Contains("'x' = 2 is outside its range or grid", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ATrialEndsOnce_AndNaNIsAFailure()
+    {
+        var study = new Study(OneFloat(), new RandomSampler());
+        var t = study.Ask();
+        study.Tell(t, 1);
+        var again = Assert.Throws<InvalidOperationException>(() => study.Tell(t, 2));
+        Assert.Contains("trial 0 has already ended (complete)", again.Message, StringComparison.Ordinal);
+        var nan = study.Ask();
+        study.Tell(nan, double.NaN);
+        Assert.Equal(TrialState.Failed, nan.State);
+
+        var conditional = new Study(SearchSpace.Builder().Categorical("k", ["a", "b"]).Float("y", 0, 1, when: new Condition("k", ["a"])).Build(), new RandomSampler());
+        conditional.Enqueue(new Dictionary<string, double> { ["k"] = 1 });
+        var b = conditional.Ask();
+        Assert.Equal("b", b.Choice("k"));
+        var absent = Assert.Throws<InvalidOperationException>(() => b.Float("y"));
+        Assert.Contains("parameter 'y' does not exist in trial 0: its condition does not hold", absent.Message, StringComparison.Ordinal);
+        var kind = Assert.Throws<InvalidOperationException>(() => b.Float("k"));
+        Assert.Contains("parameter 'k' is categorical, not float", kind.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ParallelWorkers_GetDistinctTrials()
+    {
+        var study = new Study(OneFloat(), new TpeSampler(new TpeOptions { StartupTrials = 4 }), seed: 5);
+        Parallel.For(0, 200, new ParallelOptions { MaxDegreeOfParallelism = 4 }, _ =>
+        {
+            var t = study.Ask();
+            study.Tell(t, Math.Abs(t.Float("x") - 0.7));
+        });
+        Assert.Equal(Enumerable.Range(0, 200), study.Trials.Select(t => t.Number));
+        Assert.All(study.Trials, t => Assert.Equal(TrialState.Complete, t.State));
+    }
+
+    [Theory]
+    [InlineData("x", 1, 0, "need low <= high")]
+    [InlineData("x", 0, 1, "")]
+    public void BadSpaces_NameTheParameter(string name, double low, double high, string expected)
+    {
+        if (expected.Length == 0)
+        {
+            Assert.NotNull(SearchSpace.Builder().Float(name, low, high).Build());
+            return;
+        }
+        var e = Assert.Throws<ArgumentException>(() => SearchSpace.Builder().Float(name, low, high).Build());
+        Assert.Contains($"parameter '{name}': {expected}", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Conditions_MustNameACategoricalParentAndItsChoices()
+    {
+        var notParent = Assert.Throws<ArgumentException>(() => SearchSpace.Builder().Float("y", 0, 1, when: new Condition("k", ["a"])).Build());
+        Assert.Contains("its condition names 'k', which is not a parameter", notParent.Message, StringComparison.Ordinal);
+        var badChoice = Assert.Throws<ArgumentException>(() => SearchSpace.Builder().Categorical("k", ["a"]).Float("y", 0, 1, when: new Condition("k", ["z"])).Build());
+        Assert.Contains("'z' is not a choice of 'k' (a)", badChoice.Message, StringComparison.Ordinal);
+        var log = Assert.Throws<ArgumentException>(() => SearchSpace.Builder().Float("lr", 0, 1, log: true).Build());
+        Assert.Contains("a log scale needs low > 0", log.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A learning curve: trial i's loss at step s is final_i + 1/s (so the order of trials never changes).</summary>
+    private static double Curve(double final, long step) => final + (1.0 / step);
+
+    [Fact]
+    public void Asha_PromotesTheTopThirdAtEachRung_AsTrialsArrive()
+    {
+        // Rungs at steps 1, 3, 9 (min resource 1, η = 3). Trials arrive with finals 5, 4, 3, 2, 1, 6, 0.5, 7, 8.
+        var study = new Study(OneFloat(), new RandomSampler(), pruner: new SuccessiveHalvingPruner(minResource: 1, reductionFactor: 3), seed: 1);
+        double[] finals = [5, 4, 3, 2, 1, 6, 0.5, 7, 8];
+        var stoppedAt = new Dictionary<int, long>();
+        foreach (var final in finals)
+        {
+            var t = study.Ask();
+            for (long step = 1; step <= 27; step++)
+            {
+                if (study.Report(t, step, Curve(final, step)))
+                {
+                    stoppedAt[t.Number] = step;
+                    break;
+                }
+            }
+            if (t.State == TrialState.Running)
+            {
+                study.Tell(t, final);
+            }
+        }
+        // At each rung a trial goes on only if it is within the best ⌊n/3⌋ (at least the best) of those there so far:
+        // trial 0 is alone (goes on to the end); trial 1 beats it at rung 1 (best of 2), trial 2 too, and so on.
+        // Trial 5 (final 6) is worse than the best of the six at rung 1 (⌊6/3⌋ = 2 go on): stopped at step 1.
+        Assert.DoesNotContain(0, stoppedAt.Keys);
+        Assert.Equal(1, stoppedAt[5]);
+        Assert.Equal(1, stoppedAt[7]);
+        Assert.Equal(1, stoppedAt[8]);
+        Assert.DoesNotContain(6, stoppedAt.Keys); // the best (0.5) runs to the end
+        Assert.All(stoppedAt, p => Assert.Contains(p.Value, new long[] { 1, 3, 9, 27 }));
+        Assert.Equal(TrialState.Pruned, study.Trials[5].State);
+        Assert.Equal(Curve(6, 1), study.Trials[5].Value);
+    }
+
+    [Fact]
+    public void MedianPruner_StopsATrialWorseThanTheMedianAtTheSameStep()
+    {
+        var study = new Study(OneFloat(), new RandomSampler(), pruner: new MedianPruner(startupTrials: 3), seed: 1);
+        foreach (var final in new double[] { 1, 2, 3 })
+        {
+            var t = study.Ask();
+            for (long step = 1; step <= 5; step++)
+            {
+                Assert.False(study.Report(t, step, final * step));
+            }
+            study.Tell(t, final * 5);
+        }
+        var good = study.Ask();
+        Assert.False(study.Report(good, 1, 1.5)); // median at step 1 is 2
+        var bad = study.Ask();
+        Assert.True(study.Report(bad, 1, 2.5));
+        Assert.Equal(TrialState.Pruned, bad.State);
+    }
+
+    [Fact]
+    public void Hyperband_SpreadsTrialsOverBrackets_ThatCutAtDifferentRungs()
+    {
+        var pruner = new HyperbandPruner(minResource: 1, maxResource: 27, reductionFactor: 3);
+        Assert.Equal(4, pruner.Brackets);
+        Assert.Equal([0, 1, 2, 3, 0], Enumerable.Range(0, 5).Select(pruner.Bracket));
+        var study = new Study(OneFloat(), new RandomSampler(), pruner: pruner, seed: 1);
+        // Bracket 3's first rung is at step 27: its trials are never stopped before.
+        var stopped = new List<(int Trial, long Step)>();
+        for (var i = 0; i < 16; i++)
+        {
+            var t = study.Ask();
+            for (long step = 1; step <= 27; step++)
+            {
+                if (study.Report(t, step, Curve(16 - i, step)))
+                {
+                    stopped.Add((t.Number, step));
+                    break;
+                }
+            }
+            if (t.State == TrialState.Running)
+            {
+                study.Tell(t, 16 - i);
+            }
+        }
+        Assert.DoesNotContain(stopped, s => pruner.Bracket(s.Trial) == 3 && s.Step < 27);
+        Assert.DoesNotContain(stopped, s => pruner.Bracket(s.Trial) == 1 && s.Step < 3);
+    }
+}
