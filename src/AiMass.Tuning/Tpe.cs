@@ -10,10 +10,11 @@ public sealed record TpeOptions
     public int Candidates { get; init; } = 24;
 
     /// <summary>
-    /// Model parameters jointly (their correlations count). On a conditional space each group of parameters that share a
-    /// condition is modelled jointly from the trials that took that branch — never falling back to independent draws.
+    /// Model parameters jointly (their correlations count); off by default, as in Optuna. On a conditional space each
+    /// group of parameters that share a condition is modelled jointly from the trials that took that branch — never
+    /// falling back to independent draws.
     /// </summary>
-    public bool Multivariate { get; init; } = true;
+    public bool Multivariate { get; init; }
 
     /// <summary>Weight of the prior (the whole range) among the kernels.</summary>
     public double PriorWeight { get; init; } = 1.0;
@@ -44,9 +45,12 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler
         ArgumentNullException.ThrowIfNull(study);
         ArgumentNullException.ThrowIfNull(random);
         var space = study.Space;
+        // Complete trials by loss, then pruned ones: those that got further first, then by their last value (Optuna's order).
         var finished = study.Trials
             .Where(t => t.State is TrialState.Complete or TrialState.Pruned && t.Value is not null)
-            .OrderBy(t => study.Loss(t.Value!.Value)).ThenBy(t => t.Number).ToList();
+            .OrderBy(t => t.State == TrialState.Complete ? 0 : 1)
+            .ThenByDescending(t => t.State == TrialState.Complete || t.Intermediate.Count == 0 ? 0 : t.Intermediate.Keys.Max())
+            .ThenBy(t => study.Loss(t.Value!.Value)).ThenBy(t => t.Number).ToList();
         var values = new Dictionary<string, double>(StringComparer.Ordinal);
         if (finished.Count < _options.StartupTrials)
         {
@@ -119,6 +123,8 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler
         private readonly double[] _high;
         private readonly int _observations;
         private readonly double _categoricalSmoothing;
+        private readonly double[] _logWeights;
+        private readonly double[][] _logNorm; // [component][dim]: -log Z for discrete dims, -log(σ√(2π)) - log Z for continuous ones
 
         public Mixture(List<Parameter> dims, List<Trial> trials, TpeOptions options)
         {
@@ -157,15 +163,14 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler
                     _mu[i][d] = Transform(p, trials[i].Values[p.Name]);
                 }
                 _mu[n][d] = p.Kind == ParameterKind.Categorical ? -1 : (_low[d] + _high[d]) / 2;
-                _sigma[n][d] = range;
                 if (p.Kind == ParameterKind.Categorical)
                 {
                     continue;
                 }
                 if (options.Multivariate && k > 1)
                 {
-                    // Scott-like bandwidth for joint kernels: 0.2 (n+1)^(-1/(k+4)) of the range (Optuna's multivariate TPE).
-                    var sigma = 0.2 * Math.Pow(n + 1, -1.0 / (k + 4)) * range;
+                    // Scott's rule for joint kernels: 0.2 n^(-1/(k+4)) of the range (Optuna's multivariate TPE, as BOHB).
+                    var sigma = 0.2 * Math.Pow(Math.Max(n, 1), -1.0 / (k + 4)) * range;
                     for (var i = 0; i < n; i++)
                     {
                         _sigma[i][d] = sigma;
@@ -173,27 +178,45 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler
                 }
                 else
                 {
-                    // Each kernel as wide as the larger gap to its neighbours (the prior's centre among them), clipped to
-                    // [range / min(100, n + 1), range] ("magic clip").
+                    // Each kernel as wide as the larger gap to its neighbours, the prior's centre among them and the range's
+                    // ends beyond them; the outermost two take their inner gap only.
                     var order = Enumerable.Range(0, n + 1).OrderBy(i => _mu[i][d]).ToArray();
                     for (var r = 0; r < order.Length; r++)
                     {
                         var i = order[r];
-                        if (i == n)
-                        {
-                            continue;
-                        }
-                        var left = r > 0 ? _mu[i][d] - _mu[order[r - 1]][d] : _mu[i][d] - _low[d];
-                        var right = r + 1 < order.Length ? _mu[order[r + 1]][d] - _mu[i][d] : _high[d] - _mu[i][d];
-                        _sigma[i][d] = Math.Clamp(Math.Max(left, right), range / Math.Min(100.0, n + 1), range);
+                        var left = _mu[i][d] - (r > 0 ? _mu[order[r - 1]][d] : _low[d]);
+                        var right = (r + 1 < order.Length ? _mu[order[r + 1]][d] : _high[d]) - _mu[i][d];
+                        _sigma[i][d] = order.Length >= 2 && r == 0 ? right : order.Length >= 2 && r == order.Length - 1 ? left : Math.Max(left, right);
                     }
                 }
+                // Magic clip: no kernel narrower than range / min(100, kernels + 1) or wider than the range.
+                for (var i = 0; i < n; i++)
+                {
+                    _sigma[i][d] = Math.Clamp(_sigma[i][d], range / Math.Min(100.0, n + 2), range);
+                }
+                _sigma[n][d] = range;
                 for (var i = 0; i < n; i++)
                 {
                     _sigma[i][d] = Math.Max(_sigma[i][d], 1e-12 + (range * 1e-9));
                 }
             }
             _categoricalSmoothing = options.PriorWeight / (n + 1);
+            _logWeights = _weights.Select(w => Math.Log(w)).ToArray();
+            _logNorm = new double[n + 1][];
+            for (var j = 0; j <= n; j++)
+            {
+                _logNorm[j] = new double[k];
+                for (var d = 0; d < k; d++)
+                {
+                    if (dims[d].Kind == ParameterKind.Categorical)
+                    {
+                        continue;
+                    }
+                    var sigma = _sigma[j][d];
+                    var z = NormalCdf((_high[d] - _mu[j][d]) / sigma) - NormalCdf((_low[d] - _mu[j][d]) / sigma);
+                    _logNorm[j][d] = -Math.Log(Math.Max(z, 1e-300)) - (IsBinned(dims[d]) ? 0 : Math.Log(sigma * Math.Sqrt(2 * Math.PI)));
+                }
+            }
         }
 
         /// <summary>Where a parameter's kernels live: its range in the transformed space, widened by half a step when discrete.</summary>
@@ -264,36 +287,38 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler
                 return 1.0 / k; // the prior
             }
             var hit = (int)_mu[component][d] == choice ? 1.0 : 0.0;
-            return (hit + (_categoricalSmoothing / k)) / (1 + _categoricalSmoothing);
+            return (hit + _categoricalSmoothing) / (1 + (k * _categoricalSmoothing));
         }
+
+        /// <summary>Discrete without a log scale: a kernel's weight on a value is its mass on the value's bin.</summary>
+        private static bool IsBinned(Parameter p) => p.Step is not null && !p.Log;
 
         public double LogDensity(double[] x)
         {
             var terms = new double[_weights.Length];
             for (var j = 0; j < _weights.Length; j++)
             {
-                var log = Math.Log(_weights[j]);
-                for (var d = 0; d < x.Length && !double.IsNegativeInfinity(log); d++)
+                var log = _logWeights[j];
+                var mu = _mu[j];
+                var sigma = _sigma[j];
+                var norm = _logNorm[j];
+                for (var d = 0; d < x.Length; d++)
                 {
                     var p = _dims[d];
                     if (p.Kind == ParameterKind.Categorical)
                     {
                         log += Math.Log(CategoricalProbability(j, d, (int)x[d], p.Choices.Count));
-                        continue;
                     }
-                    var mu = _mu[j][d];
-                    var sigma = _sigma[j][d];
-                    var z = NormalCdf((_high[d] - mu) / sigma) - NormalCdf((_low[d] - mu) / sigma);
-                    if (p.Step is { } step && !p.Log)
+                    else if (IsBinned(p))
                     {
-                        // Discrete: the kernel's mass on the value's bin.
-                        var mass = NormalCdf((x[d] + (step / 2) - mu) / sigma) - NormalCdf((x[d] - (step / 2) - mu) / sigma);
-                        log += Math.Log(Math.Max(mass, 1e-300)) - Math.Log(Math.Max(z, 1e-300));
+                        var half = p.Step!.Value / 2;
+                        var mass = NormalCdf((x[d] + half - mu[d]) / sigma[d]) - NormalCdf((x[d] - half - mu[d]) / sigma[d]);
+                        log += Math.Log(Math.Max(mass, 1e-300)) + norm[d];
                     }
                     else
                     {
-                        var t = (x[d] - mu) / sigma;
-                        log += (-0.5 * t * t) - Math.Log(sigma * Math.Sqrt(2 * Math.PI)) - Math.Log(Math.Max(z, 1e-300));
+                        var t = (x[d] - mu[d]) / sigma[d];
+                        log += (-0.5 * t * t) + norm[d];
                     }
                 }
                 terms[j] = log;
