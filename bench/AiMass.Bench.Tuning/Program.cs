@@ -27,6 +27,8 @@ var samplers = new (string Name, Func<ISampler> Make)[]
     ("random", () => new RandomSampler()),
     ("tpe", () => new TpeSampler(new TpeOptions { Multivariate = false })),
     ("tpe-multivariate", () => new TpeSampler(new TpeOptions { Multivariate = true })),
+    ("mcts", () => new MctsSampler()),
+    ("hmcts", () => new HierarchicalMctsSampler()),
 };
 
 var regrets = new Dictionary<string, Dictionary<string, List<double[]>>>();

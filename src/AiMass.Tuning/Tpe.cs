@@ -32,7 +32,7 @@ public sealed record TpeOptions
 /// smoothed counts) around its observations plus a prior over the range; candidates are drawn from the good model and
 /// the one maximising l(x)/g(x) is taken.
 /// </summary>
-public sealed class TpeSampler(TpeOptions? options = null) : ISampler
+public sealed class TpeSampler(TpeOptions? options = null) : ISampler, IConditionalSampler
 {
     private readonly TpeOptions _options = options ?? new TpeOptions();
 
@@ -40,10 +40,15 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler
     public TpeOptions Options => _options;
 
     /// <inheritdoc />
-    public IReadOnlyDictionary<string, double> Sample(IStudyView study, Random random)
+    public IReadOnlyDictionary<string, double> Sample(IStudyView study, Random random) =>
+        SampleGiven(study, random, new Dictionary<string, double>(StringComparer.Ordinal));
+
+    /// <summary>The configuration with <paramref name="given"/> kept and every other active parameter drawn by TPE.</summary>
+    public IReadOnlyDictionary<string, double> SampleGiven(IStudyView study, Random random, IReadOnlyDictionary<string, double> given)
     {
         ArgumentNullException.ThrowIfNull(study);
         ArgumentNullException.ThrowIfNull(random);
+        ArgumentNullException.ThrowIfNull(given);
         var space = study.Space;
         // Complete trials by loss, then pruned ones: those that got further first, then by their last value (Optuna's order).
         var finished = study.Trials
@@ -51,7 +56,7 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler
             .OrderBy(t => t.State == TrialState.Complete ? 0 : 1)
             .ThenByDescending(t => t.State == TrialState.Complete || t.Intermediate.Count == 0 ? 0 : t.Intermediate.Keys.Max())
             .ThenBy(t => study.Loss(t.Value!.Value)).ThenBy(t => t.Number).ToList();
-        var values = new Dictionary<string, double>(StringComparer.Ordinal);
+        var values = new Dictionary<string, double>(given, StringComparer.Ordinal);
         if (finished.Count < _options.StartupTrials)
         {
             return RandomSampler.Draw(space, random, values);
@@ -68,7 +73,7 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler
         var groups = space.Ordered.GroupBy(p => p.When is null ? "" : p.When.Parent + "=" + string.Join("|", p.When.Choices), StringComparer.Ordinal).ToList();
         foreach (var group in groups)
         {
-            var members = group.Where(p => space.Active(p, values)).ToList();
+            var members = group.Where(p => !values.ContainsKey(p.Name) && space.Active(p, values)).ToList();
             if (members.Count == 0)
             {
                 continue;

@@ -19,14 +19,16 @@ public sealed class SamplerTests
         .Float("beta2", 0.9, 0.9999, when: When("optimizer", "adam"))
         .Build();
 
-    public static TheoryData<string> Samplers => ["random", "grid", "tpe", "tpe-independent"];
+    public static TheoryData<string> Samplers => ["random", "grid", "tpe", "tpe-multivariate", "mcts", "hmcts"];
 
     private static ISampler Make(string name) => name switch
     {
         "random" => new RandomSampler(),
         "grid" => new GridSampler(3),
         "tpe" => new TpeSampler(new TpeOptions { StartupTrials = 5 }),
-        _ => new TpeSampler(new TpeOptions { StartupTrials = 5, Multivariate = false }),
+        "tpe-multivariate" => new TpeSampler(new TpeOptions { StartupTrials = 5, Multivariate = true }),
+        "mcts" => new MctsSampler(),
+        _ => new HierarchicalMctsSampler(),
     };
 
     [Theory]
@@ -121,9 +123,11 @@ public sealed class SamplerTests
         var space = SearchSpace.Builder().Float("x", -5, 10).Float("y", 0, 15).Build();
         var random = MedianBest(_ => new RandomSampler(), space, Branin, 60, 15) - BraninMinimum;
         var tpe = MedianBest(_ => new TpeSampler(), space, Branin, 60, 15) - BraninMinimum;
-        var independent = MedianBest(_ => new TpeSampler(new TpeOptions { Multivariate = false }), space, Branin, 60, 15) - BraninMinimum;
+        var multivariate = MedianBest(_ => new TpeSampler(new TpeOptions { Multivariate = true }), space, Branin, 60, 15) - BraninMinimum;
+        var mcts = MedianBest(_ => new MctsSampler(), space, Branin, 60, 15) - BraninMinimum;
         Assert.True(tpe < random / 2, $"median regret after 60 trials: TPE {tpe:G3}, random {random:G3}");
-        Assert.True(independent < random, $"median regret after 60 trials: independent TPE {independent:G3}, random {random:G3}");
+        Assert.True(multivariate < random / 2, $"median regret after 60 trials: multivariate TPE {multivariate:G3}, random {random:G3}");
+        Assert.True(mcts < random * 0.75, $"median regret after 60 trials: MCTS {mcts:G3}, random {random:G3}");
     }
 
     [Fact]
@@ -149,6 +153,29 @@ public sealed class SamplerTests
         var random = MedianBest(_ => new RandomSampler(), space, Objective, 80, 15);
         var tpe = MedianBest(_ => new TpeSampler(), space, Objective, 80, 15);
         Assert.True(tpe < random / 2, $"median best after 80 trials: TPE {tpe:G3}, random {random:G3}");
+    }
+
+    [Fact]
+    public void HierarchicalMcts_KeepsExploringABranchThatLooksWorseAtFirst()
+    {
+        // The deceptive conditional function: "a" (1 + |a1|) looks best at first, "b" reaches 0. TPE settles on "a";
+        // hierarchical MCTS keeps visiting "b" by UCT and searches its two parameters with TPE on b's trials only.
+        var space = SearchSpace.Builder()
+            .Categorical("f", ["a", "b", "c"])
+            .Float("a1", -5, 5, when: When("f", "a"))
+            .Float("b1", -5, 5, when: When("f", "b"))
+            .Float("b2", -5, 5, when: When("f", "b"))
+            .Int("c1", 0, 100, when: When("f", "c"))
+            .Build();
+        double Objective(Trial t) => t.Choice("f") switch
+        {
+            "a" => 1 + Math.Abs(t.Float("a1")),
+            "b" => Math.Pow(t.Float("b1") - 1.5, 2) + Math.Pow(t.Float("b2") + 2, 2),
+            _ => 2 + (Math.Abs(t.Int("c1") - 37) / 10.0),
+        };
+        var tpe = MedianBest(_ => new TpeSampler(), space, Objective, 100, 15);
+        var hmcts = MedianBest(_ => new HierarchicalMctsSampler(), space, Objective, 100, 15);
+        Assert.True(hmcts < tpe / 2, $"median best after 100 trials: hierarchical MCTS {hmcts:G3}, TPE {tpe:G3}");
     }
 
     [Fact]
