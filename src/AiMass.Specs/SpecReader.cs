@@ -364,7 +364,7 @@ internal sealed class SpecMap
             if (!_known.Contains(name))
             {
                 var known = string.Join(", ", _known.Order(StringComparer.Ordinal));
-                var guess = _known.FirstOrDefault(k => Distance(k, name) <= 2);
+                var guess = _known.Where(k => Distance(k, name) <= 2).OrderBy(k => Distance(k, name)).ThenBy(k => k, StringComparer.Ordinal).FirstOrDefault();
                 _errors.Add(PathOf(name), keyNode, $"unknown field" + (guess is null ? $"; known fields here: {known}" : $"; did you mean '{guess}'?"));
             }
         }
