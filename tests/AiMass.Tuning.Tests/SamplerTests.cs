@@ -58,6 +58,68 @@ public sealed class SamplerTests
         }
     }
 
+    /// <summary>A random space: 2-7 parameters of random kinds, ranges, scales and steps; some conditional on an earlier categorical.</summary>
+    private static SearchSpace RandomSpace(Random random)
+    {
+        var builder = SearchSpace.Builder();
+        var categoricals = new List<(string Name, string[] Choices)>();
+        var count = random.Next(2, 8);
+        for (var i = 0; i < count; i++)
+        {
+            var name = $"p{i}";
+            Condition? when = null;
+            if (categoricals.Count > 0 && random.NextDouble() < 0.4)
+            {
+                var (parent, choices) = categoricals[random.Next(categoricals.Count)];
+                when = new Condition(parent, choices.Where(_ => random.NextDouble() < 0.5).DefaultIfEmpty(choices[0]).ToArray());
+            }
+            switch (random.Next(4))
+            {
+                case 0:
+                    var low = Math.Round((random.NextDouble() * 200) - 100, 2);
+                    builder.Float(name, low, low + Math.Round(random.NextDouble() * 50, 2), when: when);
+                    break;
+                case 1:
+                    var positive = Math.Pow(10, random.Next(-6, 2));
+                    builder.Float(name, positive, positive * Math.Pow(10, random.Next(1, 5)), log: true, when: when);
+                    break;
+                case 2:
+                    var first = random.Next(-50, 50);
+                    var step = random.Next(1, 5);
+                    builder.Int(name, first, first + (step * random.Next(0, 40)), log: false, step: step, when: when);
+                    break;
+                default:
+                    var choices = Enumerable.Range(0, random.Next(1, 5)).Select(c => $"c{c}").ToArray();
+                    builder.Categorical(name, choices, when: when);
+                    categoricals.Add((name, choices));
+                    break;
+            }
+        }
+        return builder.Build();
+    }
+
+    [Theory]
+    [MemberData(nameof(Samplers))]
+    public void EverySampler_RespectsRandomSpaces(string sampler)
+    {
+        var random = new Random(17);
+        for (var round = 0; round < 25; round++)
+        {
+            var space = RandomSpace(random);
+            var study = new Study(space, Make(sampler), seed: round);
+            for (var i = 0; i < 30; i++)
+            {
+                var trial = study.Ask();
+                Assert.Null(space.Check(trial.Values));
+                foreach (var p in space.Parameters)
+                {
+                    Assert.Equal(space.Active(p, trial.Values), trial.Has(p.Name));
+                }
+                study.Tell(trial, random.NextDouble());
+            }
+        }
+    }
+
     [Fact]
     public void LogScales_AreSampledLogUniformly()
     {
