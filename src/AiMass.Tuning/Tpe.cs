@@ -300,7 +300,9 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler, IConditio
 
         public double LogDensity(double[] x)
         {
-            var terms = new double[_weights.Length];
+            // log Σ_j exp(term_j), streamed: the running maximum rescales the running sum (no allocation per candidate).
+            var max = double.NegativeInfinity;
+            var sum = 0.0;
             for (var j = 0; j < _weights.Length; j++)
             {
                 var log = _logWeights[j];
@@ -326,10 +328,17 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler, IConditio
                         log += (-0.5 * t * t) + norm[d];
                     }
                 }
-                terms[j] = log;
+                if (log <= max)
+                {
+                    sum += Math.Exp(log - max);
+                }
+                else
+                {
+                    sum = (sum * Math.Exp(max - log)) + 1;
+                    max = log;
+                }
             }
-            var max = terms.Max();
-            return double.IsNegativeInfinity(max) ? max : max + Math.Log(terms.Sum(t => Math.Exp(t - max)));
+            return double.IsNegativeInfinity(max) ? max : max + Math.Log(sum);
         }
     }
 
