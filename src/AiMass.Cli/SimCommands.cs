@@ -286,7 +286,7 @@ internal static class SimCommands
                     runs.Add(PlotRun.Of(result) with { Label = name });
                 }
                 csv.Append(CultureInfo.InvariantCulture,
-                    $"{Csv(name)},{s.Jobs},{s.Unfinished},{s.GpuUtilization:0.######},{s.CpuUtilization:0.######},{s.MeanWait:0.###},{s.P50Wait:0.###},{s.P95Wait:0.###},{s.P99Wait:0.###},{s.MeanJobCompletionTime:0.###},{s.P95JobCompletionTime:0.###},{s.MeanBoundedSlowdown:0.######},{s.Makespan:0.###},{s.Preemptions},{s.JobsKilledByFailures},{s.LostGpuHours:0.###}\n");
+                    $"{CsvText.Quote(name)},{s.Jobs},{s.Unfinished},{s.GpuUtilization:0.######},{s.CpuUtilization:0.######},{s.MeanWait:0.###},{s.P50Wait:0.###},{s.P95Wait:0.###},{s.P99Wait:0.###},{s.MeanJobCompletionTime:0.###},{s.P95JobCompletionTime:0.###},{s.MeanBoundedSlowdown:0.######},{s.Makespan:0.###},{s.Preemptions},{s.JobsKilledByFailures},{s.LostGpuHours:0.###}\n");
                 table.AddRow(Cli.Esc(name), $"{s.Jobs}/{s.Jobs + s.Unfinished}", F(s.GpuUtilization * 100, "0.0") + " %", F(s.CpuUtilization * 100, "0.0") + " %",
                     D(s.MeanWait), D(s.P95Wait), D(s.MeanJobCompletionTime), D(s.P95JobCompletionTime), F(s.MeanBoundedSlowdown), D(s.Makespan),
                     s.Preemptions.ToString(CultureInfo.InvariantCulture), s.JobsKilledByFailures.ToString(CultureInfo.InvariantCulture), F(s.LostGpuHours, "0.#"),
@@ -326,7 +326,6 @@ internal static class SimCommands
         }
     }
 
-    private static string Csv(string text) => text.Contains(',', StringComparison.Ordinal) ? "\"" + text.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : text;
 
     private static Scenario Change(Scenario scenario, List<Simulation.WhatIf> changes)
     {

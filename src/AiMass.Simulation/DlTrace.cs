@@ -133,13 +133,12 @@ public static class DlTraceReader
         {
             var model = j.NodeSelector.TryGetValue("gpu_model", out var m) ? m : "";
             writer.Write(string.Create(CultureInfo.InvariantCulture,
-                $"{j.Id},{Quote(j.Name ?? "")},{Seconds(j.Submit)},{Seconds(j.Duration)},{j.Gpus},{j.CpuMillis / 1000.0:0.###},{j.PerTask.MemoryBytes * j.Tasks},{j.Tasks},{Quote(j.User)},{Quote(j.Queue)},{Quote(model)},{(j.Estimate is { } e ? Seconds(e) : "")},{j.Priority},{(j.Preemptible ? "true" : "false")},{j.StageInBytes},{j.StageOutBytes},{j.CommBandwidth:0.###}\n"));
+                $"{j.Id},{CsvText.Quote(j.Name ?? "")},{Seconds(j.Submit)},{Seconds(j.Duration)},{j.Gpus},{j.CpuMillis / 1000.0:0.###},{j.PerTask.MemoryBytes * j.Tasks},{j.Tasks},{CsvText.Quote(j.User)},{CsvText.Quote(j.Queue)},{CsvText.Quote(model)},{(j.Estimate is { } e ? Seconds(e) : "")},{j.Priority},{(j.Preemptible ? "true" : "false")},{j.StageInBytes},{j.StageOutBytes},{j.CommBandwidth:0.###}\n"));
         }
     }
 
     private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
 
-    private static string Quote(string s) => s.Contains(',', StringComparison.Ordinal) || s.Contains('"', StringComparison.Ordinal) ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
 
     private sealed record Row(int Line, Dictionary<string, string> Values);
 

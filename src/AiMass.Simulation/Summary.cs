@@ -123,6 +123,16 @@ public static class SimulationReport
 
 }
 
+/// <summary>CSV fields as RFC 4180 writes them.</summary>
+public static class CsvText
+{
+    /// <summary>The field, double-quoted (quotes doubled) when it holds a comma, a quote or a line break; empty for null.</summary>
+    public static string Quote(string? text) =>
+        text is null ? ""
+        : text.AsSpan().IndexOfAny(",\"\n\r") >= 0 ? "\"" + text.Replace("\"", "\"\"", StringComparison.Ordinal) + "\""
+        : text;
+}
+
 /// <summary>Writes files aside, then renames them into place: a reader never sees half a file.</summary>
 public static class AtomicFile
 {
@@ -169,7 +179,7 @@ public static class ScenarioReport
         {
             var j = r.Job;
             csv.Append(CultureInfo.InvariantCulture,
-                $"{j.Id},{Csv(j.Name)},{Csv(j.User)},{Csv(j.Queue)},{r.Submit:0.###},{N(r.Start)},{N(r.End)},{N(r.Wait)},{N(r.Run)},{N(r.CompletionTime)},{j.Tasks},{j.CpuMillis / 1000.0:0.###},{j.Gpus},{j.Duration.TotalSeconds:0.###},{r.Restarts},{r.Preemptions},{r.FailureKills},{r.LostSeconds:0.###},{(r.BoundedSlowdown is { } b ? b.ToString("0.######", CultureInfo.InvariantCulture) : "")},{Csv(r.Runs.Count > 0 ? string.Join(';', r.Runs[^1].Nodes) : null)}\n");
+                $"{j.Id},{CsvText.Quote(j.Name)},{CsvText.Quote(j.User)},{CsvText.Quote(j.Queue)},{r.Submit:0.###},{N(r.Start)},{N(r.End)},{N(r.Wait)},{N(r.Run)},{N(r.CompletionTime)},{j.Tasks},{j.CpuMillis / 1000.0:0.###},{j.Gpus},{j.Duration.TotalSeconds:0.###},{r.Restarts},{r.Preemptions},{r.FailureKills},{r.LostSeconds:0.###},{(r.BoundedSlowdown is { } b ? b.ToString("0.######", CultureInfo.InvariantCulture) : "")},{CsvText.Quote(r.Runs.Count > 0 ? string.Join(';', r.Runs[^1].Nodes) : null)}\n");
         }
         files.Add(Put(directory, "jobs.csv", csv.ToString()));
         var series = new StringBuilder(SeriesHeader).Append('\n');
@@ -205,6 +215,4 @@ public static class ScenarioReport
 
     private static string N(double? value) => value is { } v ? v.ToString("0.###", CultureInfo.InvariantCulture) : "";
 
-    private static string Csv(string? text) =>
-        text is null ? "" : text.Contains(',', StringComparison.Ordinal) || text.Contains('"', StringComparison.Ordinal) ? "\"" + text.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : text;
 }

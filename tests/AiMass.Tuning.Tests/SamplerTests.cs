@@ -192,6 +192,15 @@ public sealed class SamplerTests
         Assert.True(mcts < random * 0.75, $"median regret after 60 trials: MCTS {mcts:G3}, random {random:G3}");
     }
 
+    /// <summary>A switch selecting one of three sub-functions, each with its own parameters.</summary>
+    private static SearchSpace ConditionalSpace() => SearchSpace.Builder()
+        .Categorical("f", ["a", "b", "c"])
+        .Float("a1", -5, 5, when: When("f", "a"))
+        .Float("b1", -5, 5, when: When("f", "b"))
+        .Float("b2", -5, 5, when: When("f", "b"))
+        .Int("c1", 0, 100, when: When("f", "c"))
+        .Build();
+
     [Fact]
     public void Tpe_BeatsRandomSearch_OnAConditionalSpace()
     {
@@ -199,13 +208,7 @@ public sealed class SamplerTests
         // also the best branch on average. (When a branch with a worse optimum looks better at first — "a" = 1 + |a1|
         // against "b" unscaled — TPE, ours and Optuna 3.1's alike, settles on it: median best about 1.0 against random
         // search's 0.77 over 15 seeds. That deceptive case is what the MCTS samplers are for.)
-        var space = SearchSpace.Builder()
-            .Categorical("f", ["a", "b", "c"])
-            .Float("a1", -5, 5, when: When("f", "a"))
-            .Float("b1", -5, 5, when: When("f", "b"))
-            .Float("b2", -5, 5, when: When("f", "b"))
-            .Int("c1", 0, 100, when: When("f", "c"))
-            .Build();
+        var space = ConditionalSpace();
         double Objective(Trial t) => t.Choice("f") switch
         {
             "a" => 3 + Math.Abs(t.Float("a1")),
@@ -222,13 +225,7 @@ public sealed class SamplerTests
     {
         // The deceptive conditional function: "a" (1 + |a1|) looks best at first, "b" reaches 0. TPE settles on "a";
         // hierarchical MCTS keeps visiting "b" by UCT and searches its two parameters with TPE on b's trials only.
-        var space = SearchSpace.Builder()
-            .Categorical("f", ["a", "b", "c"])
-            .Float("a1", -5, 5, when: When("f", "a"))
-            .Float("b1", -5, 5, when: When("f", "b"))
-            .Float("b2", -5, 5, when: When("f", "b"))
-            .Int("c1", 0, 100, when: When("f", "c"))
-            .Build();
+        var space = ConditionalSpace();
         double Objective(Trial t) => t.Choice("f") switch
         {
             "a" => 1 + Math.Abs(t.Float("a1")),
