@@ -53,19 +53,8 @@ public sealed partial class ScenarioSimulator
         _scenario = scenario;
         _policy = policy;
         _clock = new VirtualClock(_epoch);
-        _scheduler = new ClusterScheduler(policy.Apply(scenario.Cluster.Policy), _clock);
-        foreach (var queue in scenario.Cluster.Queues)
-        {
-            _scheduler.AddQueue(queue);
-        }
-        foreach (var pool in scenario.Cluster.Pools)
-        {
-            _scheduler.AddPool(pool);
-        }
-        foreach (var node in scenario.Cluster.Nodes)
-        {
-            _scheduler.AddNode(node);
-        }
+        _scheduler = new ClusterScheduler(time: _clock);
+        (scenario.Cluster with { Policy = policy.Apply(scenario.Cluster.Policy) }).ApplyTo(_scheduler);
         _dynamicPools = scenario.Cluster.Pools.Any(p => p.Kind == PoolKind.Dynamic);
     }
 
@@ -164,8 +153,6 @@ public sealed partial class ScenarioSimulator
 
         public int Level { get; set; }
 
-        public long LastRun { get; set; }
-
         public double ServiceUnits => Job.Gpus > 0 ? Job.Gpus : Job.CpuMillis / 1000.0;
     }
 
@@ -220,7 +207,7 @@ public sealed partial class ScenarioSimulator
             _events.Add(job.Submit.Ticks, PhaseArrival, new Event(Kind.Arrival, state.Index, 0, null));
             _outstanding++;
         }
-        _integralTo = _jobs.Count > 0 ? _jobs.Min(j => j.Job.Submit.Ticks) : 0;
+        _integralTo = _jobs.Count > 0 ? _jobs[0].Job.Submit.Ticks : 0; // jobs are loaded in submission order
         foreach (var node in _scenario.Cluster.Nodes)
         {
             ScheduleFailure(node.Name, node.Pool, 0);
@@ -421,7 +408,6 @@ public sealed partial class ScenarioSimulator
         job.RestartAfterFailure = failure;
         job.Attained += computed / (double)TimeSpan.TicksPerSecond * job.ServiceUnits;
         job.Runs.Add(new JobRun(Seconds(job.RunStart), Seconds(_now), job.Nodes, failure ? RunEnd.NodeFailed : RunEnd.Preempted));
-        job.LastRun = held;
         job.Running = false;
         job.Epoch++;
         _running--;

@@ -87,13 +87,6 @@ public static class SimulationReport
     /// <summary>The header of <c>jobs.csv</c>.</summary>
     public const string JobsHeader = "job_id,submit,start,end,wait,run,processors,bounded_slowdown";
 
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = true,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
-
     /// <summary>Writes <c>DIR/jobs.csv</c>, <c>DIR/summary.json</c> and (unless told not to) the plots, each written aside, then renamed into place.</summary>
     public static void Write(string directory, ReplayResult result, string policy, string trace, bool plots = true)
     {
@@ -114,7 +107,7 @@ public static class SimulationReport
             events = result.Events,
             elapsed_seconds = result.Elapsed.TotalSeconds,
         };
-        AtomicFile.Write(Path.Combine(directory, "summary.json"), JsonSerializer.Serialize(summary, Json) + "\n");
+        AtomicFile.Write(Path.Combine(directory, "summary.json"), JsonSerializer.Serialize(summary, AtomicFile.Json) + "\n");
         if (plots)
         {
             SimulationPlots.Write(directory, [PlotRun.Of(result, policy)]);
@@ -136,6 +129,14 @@ public static class CsvText
 /// <summary>Writes files aside, then renames them into place: a reader never sees half a file.</summary>
 public static class AtomicFile
 {
+    /// <summary>How the simulator writes JSON: snake_case, indented.</summary>
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
     /// <summary>Writes <paramref name="text"/> as UTF-8.</summary>
     public static void Write(string path, string text) => Write(path, System.Text.Encoding.UTF8.GetBytes(text));
 
@@ -159,13 +160,6 @@ public static class ScenarioReport
 
     /// <summary>The header of <c>timeseries.csv</c>.</summary>
     public const string SeriesHeader = "time,busy_cpus,busy_gpus,up_cpus,up_gpus,pending,running";
-
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = true,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
 
     /// <summary>Writes the outputs of <paramref name="result"/> to <paramref name="directory"/>; returns the files written.</summary>
     public static IReadOnlyList<string> Write(string directory, ScenarioResult result, Scenario scenario, bool plots = true)
@@ -198,7 +192,7 @@ public static class ScenarioReport
             events = result.Events,
             elapsed_seconds = result.Elapsed.TotalSeconds,
         };
-        files.Add(Put(directory, "summary.json", JsonSerializer.Serialize(summary, Json) + "\n"));
+        files.Add(Put(directory, "summary.json", JsonSerializer.Serialize(summary, AtomicFile.Json) + "\n"));
         if (plots)
         {
             files.AddRange(SimulationPlots.Write(directory, [PlotRun.Of(result)]));

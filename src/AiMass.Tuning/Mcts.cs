@@ -61,7 +61,7 @@ public sealed class MctsSampler(MctsOptions? options = null) : ISampler
             return RandomSampler.Draw(study.Space, random, new Dictionary<string, double>(StringComparer.Ordinal));
         }
         var levels = study.Space.Ordered;
-        var root = Node.Build(study, finished, levels.Count, (trial, depth) => levels[depth].Name);
+        var root = Node.Build(study, finished, levels.Select(p => p.Name).ToList());
         var values = new Dictionary<string, double>(StringComparer.Ordinal);
         var node = root;
         for (var depth = 0; depth < levels.Count; depth++)
@@ -160,10 +160,10 @@ public sealed class MctsSampler(MctsOptions? options = null) : ISampler
         }
 
         /// <summary>
-        /// Builds the tree of the study's trials: each trial is a path of <paramref name="depth"/> levels (an inactive
-        /// level is the NaN child); finished trials bring their reward, running ones a visit without (virtual loss).
+        /// Builds the tree of the study's trials: each trial is a path through the <paramref name="levels"/> (an inactive
+        /// parameter is the NaN child); finished trials bring their reward, running ones a visit without (virtual loss).
         /// </summary>
-        public static Node Build(IStudyView study, IReadOnlyDictionary<int, double> rewards, int depth, Func<Trial, int, string> levelName)
+        public static Node Build(IStudyView study, IReadOnlyDictionary<int, double> rewards, IReadOnlyList<string> levels)
         {
             var root = new Node();
             foreach (var trial in study.Trials)
@@ -183,9 +183,9 @@ public sealed class MctsSampler(MctsOptions? options = null) : ISampler
                 }
                 var node = root;
                 node.Visit(reward);
-                for (var d = 0; d < depth; d++)
+                foreach (var level in levels)
                 {
-                    node = node.Child(trial.Values.TryGetValue(levelName(trial, d), out var v) ? v : double.NaN);
+                    node = node.Child(trial.Values.TryGetValue(level, out var v) ? v : double.NaN);
                     node.Visit(reward);
                 }
             }
@@ -226,7 +226,7 @@ public sealed class HierarchicalMctsSampler : ISampler
             return structure.Count == 0 ? _inner.Sample(study, random) : RandomSampler.Draw(space, random, values);
         }
         // 1. The branch: UCT down the categorical levels.
-        var root = MctsSampler.Node.Build(study, finished, structure.Count, (trial, depth) => structure[depth].Name);
+        var root = MctsSampler.Node.Build(study, finished, structure.Select(p => p.Name).ToList());
         var node = root;
         foreach (var p in structure)
         {

@@ -9,6 +9,11 @@ public sealed class SimCommandTests : IDisposable
 
     public void Dispose() => _work.Dispose();
 
+    /// <summary>The cells of the table rows whose first column is one of <paramref name="policies"/>, in output order.</summary>
+    private static List<string[]> Rows(string stdout, params string[] policies) =>
+        stdout.Split('\n').Where(l => policies.Any(p => l.StartsWith("│ " + p + " ", StringComparison.Ordinal)))
+            .Select(l => l.Split('│', StringSplitOptions.TrimEntries)).ToList();
+
     private static Task<CliResult> Run(params string[] args) => CliRunner.RunWithEnvAsync(new Dictionary<string, string>(), null, args);
 
     [Fact]
@@ -40,8 +45,7 @@ public sealed class SimCommandTests : IDisposable
         var compared = _work.Combine("compared");
         var compare = await Run("sim", "compare", "--trace", trace, "--policies", "fcfs,easy", "--output", compared);
         Assert.True(compare.ExitCode == 0, compare.ToString());
-        var rows = compare.Stdout.Split('\n').Where(l => l.StartsWith("│ fcfs", StringComparison.Ordinal) || l.StartsWith("│ easy", StringComparison.Ordinal))
-            .Select(l => l.Split('│', StringSplitOptions.TrimEntries)).ToList();
+        var rows = Rows(compare.Stdout, "fcfs", "easy");
         Assert.Equal(["fcfs", "easy"], rows.Select(r => r[1]));
         Assert.Equal(["9", "3"], rows.Select(r => r[4])); // mean wait: (0 + 9 + 18) / 3 and (0 + 9 + 0) / 3
         Assert.True(File.Exists(Path.Combine(compared, "fcfs", "jobs.csv")) && File.Exists(Path.Combine(compared, "easy", "summary.json")));
@@ -102,8 +106,7 @@ public sealed class SimCommandTests : IDisposable
         var compared = _work.Combine("cmp");
         var compare = await Run("sim", "compare", "--scenario", scenario, "--policies", "fcfs,las", "--output", compared);
         Assert.True(compare.ExitCode == 0, compare.ToString());
-        var rows = compare.Stdout.Split('\n').Where(l => l.StartsWith("│ fcfs", StringComparison.Ordinal) || l.StartsWith("│ las", StringComparison.Ordinal))
-            .Select(l => l.Split('│', StringSplitOptions.TrimEntries)).ToList();
+        var rows = Rows(compare.Stdout, "fcfs", "las");
         Assert.Equal(["fcfs", "las"], rows.Select(r => r[1]));
         Assert.Equal(["4.5 h", "0 s"], rows.Select(r => r[5])); // under LAS the short job preempts the long one at once
         Assert.Equal(["0", "1"], rows.Select(r => r[11]));
