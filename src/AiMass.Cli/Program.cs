@@ -18,6 +18,8 @@ root.Subcommands.Add(AdminCommands.Status());
 root.Subcommands.Add(ModelsCommands.Create());
 root.Subcommands.Add(JobsCommands.Create());
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(TuneCommands.Tune());
+root.Subcommands.Add(TuneCommands.Studies());
 root.Subcommands.Add(ServeCommand.Create());
 root.Subcommands.Add(SimCommands.Create());
 root.Subcommands.Add(DeployCommands.Deploy());

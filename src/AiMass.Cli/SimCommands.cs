@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
+using AiMass.IO;
 using AiMass.Simulation;
 using AiMass.Specs;
 using Spectre.Console;

@@ -21,9 +21,11 @@ internal static class TrainCommand
         var noRegister = new Option<bool>("--no-register") { Description = "Do not register the exported model even if the spec has a register section" };
         var wait = new Option<bool>("--wait") { Description = "With --submit: wait until the job ends; exit 0 only if it succeeded" };
         var follow = new Option<bool>("--follow", "-f") { Description = "With --submit: print the job's logs until it ends (implies --wait)" };
+        var baseDir = new Option<string?>("--base-dir") { Description = "Directory the spec's relative paths are resolved from (default: the spec's own directory)" };
+        var objective = new Option<string?>("--objective") { Description = "As a study's trial: print 'intermediate STEP=VALUE' at each evaluation of this metric, then 'objective=VALUE' and 'artifact=MODEL'" };
         var command = new Command("train", "Train a model from a spec: locally (resuming from the newest checkpoint) or as a job; register the exported ONNX model")
         {
-            file, local, submit, modelDir, noRegister, wait, follow,
+            file, local, submit, modelDir, noRegister, wait, follow, baseDir, objective,
         };
         command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
@@ -32,20 +34,22 @@ internal static class TrainCommand
                 throw new CliException("choose --local or --submit, not both");
             }
             var path = parse.GetValue(file)!;
-            var spec = TrainingSpecReader.ReadFile(path);
+            var spec = parse.GetValue(baseDir) is { } dir
+                ? TrainingSpecReader.Parse(File.Exists(path) ? File.ReadAllText(path) : throw new CliException($"training spec '{path}' does not exist"), path, Path.GetFullPath(dir))
+                : TrainingSpecReader.ReadFile(path);
             if (parse.GetValue(submit))
             {
                 await SubmitAsync(parse, spec, Path.GetFullPath(path), parse.GetValue(noRegister), parse.GetValue(wait), parse.GetValue(follow), ct);
             }
             else
             {
-                await TrainLocallyAsync(parse, spec, parse.GetValue(modelDir), parse.GetValue(noRegister), ct);
+                await TrainLocallyAsync(parse, spec, parse.GetValue(modelDir), parse.GetValue(noRegister), parse.GetValue(objective), ct);
             }
         }));
         return command;
     }
 
-    private static async Task TrainLocallyAsync(ParseResult parse, TrainingSpec spec, string? modelDirOption, bool noRegister, CancellationToken ct)
+    private static async Task TrainLocallyAsync(ParseResult parse, TrainingSpec spec, string? modelDirOption, bool noRegister, string? objective, CancellationToken ct)
     {
         var jobId = long.TryParse(Environment.GetEnvironmentVariable("AIMASS_JOB_ID"), NumberStyles.None, CultureInfo.InvariantCulture, out var id) ? id : (long?)null;
         var modelDir = Path.GetFullPath(modelDirOption
@@ -71,6 +75,10 @@ internal static class TrainCommand
         {
             hooks.Add(Hooks.Reporter(new JobReporter(client, job, Console.Error), spec.Training.LogEverySteps));
         }
+        if (objective is not null)
+        {
+            hooks.Add(Hooks.Reporter(new TrialPrinter(objective, log), long.MaxValue));
+        }
         var trainer = new SpecTrainer(spec);
         var outcome = await Task.Run(() => trainer.Run(modelDir, hooks, Cli.WantsJson(parse) ? Console.Error : log, Environment.GetEnvironmentVariable("AIMASS_RESUME_FROM")), ct);
         ModelVersionInfo? version = null;
@@ -87,6 +95,15 @@ internal static class TrainCommand
                 Lineage = new Lineage(source, outcome.DatasetDigest),
                 Alias = register.Alias,
             }, cancellationToken: ct);
+        }
+        if (objective is not null)
+        {
+            if (!outcome.Metrics.TryGetValue(objective, out var value) || !double.IsFinite(value))
+            {
+                throw new CliException($"the training produced no '{objective}' metric to optimise (it has: {string.Join(", ", outcome.Metrics.Keys)}); list it in training.metrics and give the spec data.eval");
+            }
+            log.WriteLine($"artifact={outcome.ModelPath}");
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"objective={value:R}"));
         }
         var summary = new TrainSummary(spec.Name, outcome.Train.Step, outcome.Train.Epoch, outcome.Train.StopReason, outcome.Train.ResumedFrom, modelDir,
             outcome.ModelPath, outcome.Metrics, outcome.DatasetDigest, version is null ? null : $"{version.Name}@{version.Version}");
@@ -156,6 +173,23 @@ internal static class TrainCommand
             {
                 warnings.WriteLine($"warning: could not report to the control plane: {e.Message}");
             }
+        }
+    }
+
+    /// <summary>A study's trial protocol: each evaluation's value of the metric as an <c>intermediate STEP=VALUE</c> line.</summary>
+    private sealed class TrialPrinter(string metric, TextWriter output) : IMetricReporter
+    {
+        public void ReportMetrics(long atStep, IReadOnlyDictionary<string, double> values)
+        {
+            if (values.TryGetValue(metric, out var value) && double.IsFinite(value))
+            {
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"intermediate {atStep}={value:R}"));
+                output.Flush();
+            }
+        }
+
+        public void ReportCheckpoint(string path, long atStep)
+        {
         }
     }
 

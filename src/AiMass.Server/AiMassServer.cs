@@ -2,6 +2,7 @@ using AiMass.Execution;
 using AiMass.Execution.Slurm;
 using AiMass.Jobs;
 using AiMass.Jobs.Deployments;
+using AiMass.Jobs.Studies;
 using AiMass.Jobs.Storage;
 using AiMass.Registry;
 using AiMass.Registry.Artifacts;
@@ -59,6 +60,7 @@ public static class AiMassServer
         app.MapAdminApi();
         app.MapJobsApi();
         app.MapDeploymentsApi();
+        app.MapStudiesApi();
         Deployments.DeploymentRouter.Map(app);
         return app;
     }
@@ -189,6 +191,26 @@ public static class AiMassServer
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<DeploymentController>>()));
         services.AddHostedService<DeploymentsStartup>();
+        services.AddOptions<StudyOptions>().Bind(configuration.GetSection(StudyOptions.Section)).ValidateDataAnnotations().ValidateOnStart()
+            .PostConfigure(o =>
+            {
+                if (o.TrialCommand.Count == 0)
+                {
+                    foreach (var part in OwnCommand())
+                    {
+                        o.TrialCommand.Add(part);
+                    }
+                }
+            });
+        services.AddSingleton(sp => new StudyController(
+            sp.GetRequiredService<IDbContextFactory<JobsDbContext>>(),
+            sp.GetRequiredService<JobController>(),
+            sp.GetRequiredService<ModelRegistry>(),
+            sp.GetRequiredService<IOptions<StudyOptions>>().Value,
+            DataDirectory(sp),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<StudyController>>()));
+        services.AddHostedService<StudiesStartup>();
         services.AddHttpForwarder();
         services.AddSingleton<Deployments.DeploymentRouter>();
         services.ConfigureHttpJsonOptions(o => AiMassJson.Configure(o.SerializerOptions));
@@ -221,6 +243,7 @@ public static class AiMassServer
         _ = app.Services.GetRequiredService<IOptions<RegistryOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<JobOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<DeploymentOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<StudyOptions>>().Value;
         _ = app.Services.GetRequiredService<DataDirectoryLock>();
     }
 

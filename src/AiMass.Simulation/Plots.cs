@@ -1,3 +1,4 @@
+using AiMass.IO;
 using ScottPlot;
 
 namespace AiMass.Simulation;

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using AiMass.IO;
 
 namespace AiMass.Simulation;
 
@@ -107,7 +108,7 @@ public static class SimulationReport
             events = result.Events,
             elapsed_seconds = result.Elapsed.TotalSeconds,
         };
-        AtomicFile.Write(Path.Combine(directory, "summary.json"), JsonSerializer.Serialize(summary, AtomicFile.Json) + "\n");
+        AtomicFile.Write(Path.Combine(directory, "summary.json"), JsonSerializer.Serialize(summary, SimulationJson.Options) + "\n");
         if (plots)
         {
             SimulationPlots.Write(directory, [PlotRun.Of(result, policy)]);
@@ -126,27 +127,15 @@ public static class CsvText
         : text;
 }
 
-/// <summary>Writes files aside, then renames them into place: a reader never sees half a file.</summary>
-public static class AtomicFile
+/// <summary>How the simulator writes JSON: snake_case, indented.</summary>
+internal static class SimulationJson
 {
-    /// <summary>How the simulator writes JSON: snake_case, indented.</summary>
-    internal static readonly JsonSerializerOptions Json = new()
+    internal static readonly JsonSerializerOptions Options = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         WriteIndented = true,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
-
-    /// <summary>Writes <paramref name="text"/> as UTF-8.</summary>
-    public static void Write(string path, string text) => Write(path, System.Text.Encoding.UTF8.GetBytes(text));
-
-    /// <summary>Writes <paramref name="bytes"/>.</summary>
-    public static void Write(string path, byte[] bytes)
-    {
-        var temporary = path + ".tmp";
-        File.WriteAllBytes(temporary, bytes);
-        File.Move(temporary, path, overwrite: true);
-    }
 }
 
 /// <summary>
@@ -192,7 +181,7 @@ public static class ScenarioReport
             events = result.Events,
             elapsed_seconds = result.Elapsed.TotalSeconds,
         };
-        files.Add(Put(directory, "summary.json", JsonSerializer.Serialize(summary, AtomicFile.Json) + "\n"));
+        files.Add(Put(directory, "summary.json", JsonSerializer.Serialize(summary, SimulationJson.Options) + "\n"));
         if (plots)
         {
             files.AddRange(SimulationPlots.Write(directory, [PlotRun.Of(result)]));

@@ -36,6 +36,22 @@ public static partial class JobSpecReader
         }
         var command = Command(map);
         var replicas = map.Int("replicas", 1, JobDefaults.MaxReplicas) ?? 1;
+        var maxRestarts = map.Int("max_restarts", 0, 1000) ?? 0;
+        var template = ReadTemplate(map);
+        if (name is null || command is null || template is null)
+        {
+            return null;
+        }
+        return template with { Name = name, Command = command, Replicas = replicas, MaxRestarts = maxRestarts };
+    }
+
+    /// <summary>
+    /// Reads the fields of a job that say where and how it runs — resources, priority, queue, owner, walltime,
+    /// preemptible, env, node selector, working directory — from a mapping whose owner supplies the name and command
+    /// (a study's <c>job:</c> section); reports unknown fields. Null when something is wrong.
+    /// </summary>
+    internal static JobSpec? ReadTemplate(SpecMap map)
+    {
         var resources = Resources(map);
         var priority = map.Int("priority", -1_000_000, 1_000_000) ?? 0;
         var queue = map.String("queue") ?? JobDefaults.Queue;
@@ -45,7 +61,6 @@ public static partial class JobSpecReader
         {
             map.Error("walltime", "must be positive");
         }
-        var maxRestarts = map.Int("max_restarts", 0, 1000) ?? 0;
         var preemptible = map.Bool("preemptible") ?? false;
         var env = map.StringMap("env", key =>
             !EnvName().IsMatch(key) ? $"'{key}' is not a valid environment variable name"
@@ -58,26 +73,62 @@ public static partial class JobSpecReader
             map.Error("working_dir", $"'{workingDir}' must be an absolute path");
         }
         map.RejectUnknown();
-        if (name is null || command is null)
+        return map.Errors.Any ? null : new JobSpec
         {
-            return null;
-        }
-        return new JobSpec
-        {
-            Name = name,
-            Command = command,
-            Replicas = replicas,
+            Name = "",
+            Command = [],
             Resources = resources,
             Priority = priority,
             Queue = queue,
             Owner = owner,
             Walltime = walltime,
-            MaxRestarts = maxRestarts,
             Preemptible = preemptible,
             Env = env ?? new Dictionary<string, string>(),
             NodeSelector = selector ?? new Dictionary<string, string>(),
             WorkingDir = workingDir,
         };
+    }
+
+    /// <summary>A job spec as JSON that <see cref="Parse"/> reads back to an equal spec (how the platform submits the jobs it composes).</summary>
+    public static string ToJson(JobSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var resources = new Dictionary<string, object>(StringComparer.Ordinal)
+        {
+            [ResourceNames.Cpu] = Quantity.FormatCpu(spec.Resources.CpuMillis),
+            [ResourceNames.Memory] = spec.Resources.MemoryBytes.ToString(CultureInfo.InvariantCulture),
+            [ResourceNames.Gpu] = spec.Resources.Gpus,
+        };
+        foreach (var (name, amount) in spec.Resources.Custom)
+        {
+            resources[name] = amount.ToString(CultureInfo.InvariantCulture);
+        }
+        var job = new Dictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["name"] = spec.Name,
+            ["command"] = spec.Command,
+            ["replicas"] = spec.Replicas,
+            ["resources"] = resources,
+            ["priority"] = spec.Priority,
+            ["queue"] = spec.Queue,
+            ["max_restarts"] = spec.MaxRestarts,
+            ["preemptible"] = spec.Preemptible,
+            ["env"] = spec.Env,
+            ["node_selector"] = spec.NodeSelector,
+        };
+        if (spec.Owner is { } owner)
+        {
+            job["owner"] = owner;
+        }
+        if (spec.Walltime is { } walltime)
+        {
+            job["walltime"] = ((long)Math.Ceiling(walltime.TotalSeconds)).ToString(CultureInfo.InvariantCulture) + "s";
+        }
+        if (spec.WorkingDir is { } dir)
+        {
+            job["working_dir"] = dir;
+        }
+        return System.Text.Json.JsonSerializer.Serialize(job);
     }
 
     private static IReadOnlyList<string>? Command(SpecMap map)

@@ -199,6 +199,48 @@ public sealed class Study : IStudyView
         }
     }
 
+    /// <summary>
+    /// Adds a trial from a stored study (numbered next, as it was), in the state it had: a study restored this way
+    /// continues where it stopped — its samplers rebuild from these trials, and a running one may still be told.
+    /// </summary>
+    public Trial Restore(IReadOnlyDictionary<string, double> values, TrialState state, double? value = null, IEnumerable<KeyValuePair<long, double>>? intermediate = null)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        if (Space.Check(values) is { } problem)
+        {
+            throw new ArgumentException($"the stored configuration does not fit the space: {problem}", nameof(values));
+        }
+        if (state == TrialState.Complete && value is not { } v || value is { } w && !double.IsFinite(w))
+        {
+            throw new ArgumentException("a complete trial needs a finite value", nameof(value));
+        }
+        lock (_gate)
+        {
+            var trial = new Trial(_trials.Count, Space, new Dictionary<string, double>(values, StringComparer.Ordinal)) { State = state, Value = value };
+            foreach (var (step, x) in intermediate ?? [])
+            {
+                trial.SetIntermediate(step, x);
+            }
+            _trials.Add(trial);
+            return trial;
+        }
+    }
+
+    /// <summary>
+    /// Ends a running trial as pruned from outside (its runner stopped it), with its last intermediate value as its
+    /// value, like a trial the pruner stopped.
+    /// </summary>
+    public void Prune(Trial trial)
+    {
+        ArgumentNullException.ThrowIfNull(trial);
+        lock (_gate)
+        {
+            RequireRunning(trial);
+            trial.State = TrialState.Pruned;
+            trial.Value = trial.Intermediate.Count > 0 ? trial.Intermediate.Last().Value : null;
+        }
+    }
+
     /// <summary>Starts a trial with the sampler's (or an enqueued) configuration.</summary>
     public Trial Ask()
     {

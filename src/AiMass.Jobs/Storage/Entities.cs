@@ -101,3 +101,45 @@ internal sealed class ReplicaRow
     public bool Draining { get; set; }
     public long CreatedAtMs { get; set; }
 }
+
+internal sealed class StudyRow
+{
+    public long Id { get; set; }
+    public string Name { get; set; } = "";
+    /// <summary>The create request as JSON (spec text, training spec text, overrides): parsed again on recovery.</summary>
+    public string RequestJson { get; set; } = "";
+    public string Owner { get; set; } = "";
+    public string State { get; set; } = "";
+    public string? Message { get; set; }
+    public string? Registered { get; set; }
+    public long CreatedAtMs { get; set; }
+    public long? EndedAtMs { get; set; }
+}
+
+internal sealed class TrialRow
+{
+    public long Id { get; set; }
+    public long StudyId { get; set; }
+    public int Number { get; set; }
+    public string State { get; set; } = "";
+    /// <summary>The parameters as the sampler's numbers (a categorical's is its choice's index), JSON.</summary>
+    public string ValuesJson { get; set; } = "";
+    public double? Value { get; set; }
+    public long? JobId { get; set; }
+    public int? RetryOf { get; set; }
+    public string? Reason { get; set; }
+    public string? Artifact { get; set; }
+    /// <summary>How far the job's log has been read (bytes), so a restarted control plane reads on from there.</summary>
+    public long LogOffset { get; set; }
+    public long StartedAtMs { get; set; }
+    public long? EndedAtMs { get; set; }
+    public long? HeartbeatMs { get; set; }
+}
+
+internal sealed class TrialValueRow
+{
+    public long Id { get; set; }
+    public long TrialId { get; set; }
+    public long Step { get; set; }
+    public double Value { get; set; }
+}

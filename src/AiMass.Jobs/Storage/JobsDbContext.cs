@@ -17,6 +17,9 @@ public sealed class JobsDbContext(DbContextOptions<JobsDbContext> options) : DbC
     internal DbSet<NodeStateRow> NodeStates => Set<NodeStateRow>();
     internal DbSet<DeploymentRow> Deployments => Set<DeploymentRow>();
     internal DbSet<ReplicaRow> Replicas => Set<ReplicaRow>();
+    internal DbSet<StudyRow> Studies => Set<StudyRow>();
+    internal DbSet<TrialRow> Trials => Set<TrialRow>();
+    internal DbSet<TrialValueRow> TrialValues => Set<TrialValueRow>();
 
     /// <inheritdoc />
     protected override void OnModelCreating(ModelBuilder modelBuilder)
@@ -140,6 +143,54 @@ public sealed class JobsDbContext(DbContextOptions<JobsDbContext> options) : DbC
             e.Property(x => x.CreatedAtMs).HasColumnName("created_at_ms");
             e.HasIndex(x => x.Deployment);
             e.HasOne<DeploymentRow>().WithMany().HasForeignKey(x => x.Deployment).OnDelete(DeleteBehavior.Cascade);
+        });
+        modelBuilder.Entity<StudyRow>(e =>
+        {
+            e.ToTable("studies");
+            e.HasKey(x => x.Id);
+            e.Property(x => x.Id).HasColumnName("id");
+            e.Property(x => x.Name).HasColumnName("name").HasMaxLength(128);
+            e.Property(x => x.RequestJson).HasColumnName("request_json");
+            e.Property(x => x.Owner).HasColumnName("owner").HasMaxLength(128);
+            e.Property(x => x.State).HasColumnName("state").HasMaxLength(16);
+            e.Property(x => x.Message).HasColumnName("message");
+            e.Property(x => x.Registered).HasColumnName("registered").HasMaxLength(160);
+            e.Property(x => x.CreatedAtMs).HasColumnName("created_at_ms");
+            e.Property(x => x.EndedAtMs).HasColumnName("ended_at_ms");
+            e.HasIndex(x => x.Name).IsUnique();
+        });
+        modelBuilder.Entity<TrialRow>(e =>
+        {
+            e.ToTable("study_trials");
+            e.HasKey(x => x.Id);
+            e.Property(x => x.Id).HasColumnName("id");
+            e.Property(x => x.StudyId).HasColumnName("study_id");
+            e.Property(x => x.Number).HasColumnName("number");
+            e.Property(x => x.State).HasColumnName("state").HasMaxLength(16);
+            e.Property(x => x.ValuesJson).HasColumnName("values_json");
+            e.Property(x => x.Value).HasColumnName("value");
+            e.Property(x => x.JobId).HasColumnName("job_id");
+            e.Property(x => x.RetryOf).HasColumnName("retry_of");
+            e.Property(x => x.Reason).HasColumnName("reason");
+            e.Property(x => x.Artifact).HasColumnName("artifact");
+            e.Property(x => x.LogOffset).HasColumnName("log_offset");
+            e.Property(x => x.StartedAtMs).HasColumnName("started_at_ms");
+            e.Property(x => x.EndedAtMs).HasColumnName("ended_at_ms");
+            e.Property(x => x.HeartbeatMs).HasColumnName("heartbeat_ms");
+            // One trial per number: a second writer of the same trial fails instead of duplicating it.
+            e.HasIndex(x => new { x.StudyId, x.Number }).IsUnique();
+            e.HasOne<StudyRow>().WithMany().HasForeignKey(x => x.StudyId).OnDelete(DeleteBehavior.Cascade);
+        });
+        modelBuilder.Entity<TrialValueRow>(e =>
+        {
+            e.ToTable("study_trial_values");
+            e.HasKey(x => x.Id);
+            e.Property(x => x.Id).HasColumnName("id");
+            e.Property(x => x.TrialId).HasColumnName("trial_id");
+            e.Property(x => x.Step).HasColumnName("step");
+            e.Property(x => x.Value).HasColumnName("value");
+            e.HasIndex(x => new { x.TrialId, x.Step }).IsUnique();
+            e.HasOne<TrialRow>().WithMany().HasForeignKey(x => x.TrialId).OnDelete(DeleteBehavior.Cascade);
         });
     }
 

@@ -320,6 +320,61 @@ namespace AiMass.Jobs.Storage.Migrations
                     b.ToTable("deployment_replicas", (string)null);
                 });
 
+            modelBuilder.Entity("AiMass.Jobs.Storage.StudyRow", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<long>("CreatedAtMs")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at_ms");
+
+                    b.Property<long?>("EndedAtMs")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("ended_at_ms");
+
+                    b.Property<string>("Message")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("message");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<string>("Owner")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("owner");
+
+                    b.Property<string>("Registered")
+                        .HasMaxLength(160)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("registered");
+
+                    b.Property<string>("RequestJson")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("request_json");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("state");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Name")
+                        .IsUnique();
+
+                    b.ToTable("studies", (string)null);
+                });
+
             modelBuilder.Entity("AiMass.Jobs.Storage.TaskRow", b =>
                 {
                     b.Property<long>("Id")
@@ -396,6 +451,103 @@ namespace AiMass.Jobs.Storage.Migrations
                     b.ToTable("job_tasks", (string)null);
                 });
 
+            modelBuilder.Entity("AiMass.Jobs.Storage.TrialRow", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("Artifact")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("artifact");
+
+                    b.Property<long?>("EndedAtMs")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("ended_at_ms");
+
+                    b.Property<long?>("HeartbeatMs")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("heartbeat_ms");
+
+                    b.Property<long?>("JobId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("job_id");
+
+                    b.Property<long>("LogOffset")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("log_offset");
+
+                    b.Property<int>("Number")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("number");
+
+                    b.Property<string>("Reason")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reason");
+
+                    b.Property<int?>("RetryOf")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("retry_of");
+
+                    b.Property<long>("StartedAtMs")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("started_at_ms");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("state");
+
+                    b.Property<long>("StudyId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("study_id");
+
+                    b.Property<double?>("Value")
+                        .HasColumnType("REAL")
+                        .HasColumnName("value");
+
+                    b.Property<string>("ValuesJson")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("values_json");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("StudyId", "Number")
+                        .IsUnique();
+
+                    b.ToTable("study_trials", (string)null);
+                });
+
+            modelBuilder.Entity("AiMass.Jobs.Storage.TrialValueRow", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<long>("Step")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("step");
+
+                    b.Property<long>("TrialId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("trial_id");
+
+                    b.Property<double>("Value")
+                        .HasColumnType("REAL")
+                        .HasColumnName("value");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("TrialId", "Step")
+                        .IsUnique();
+
+                    b.ToTable("study_trial_values", (string)null);
+                });
+
             modelBuilder.Entity("AiMass.Jobs.Storage.CheckpointRow", b =>
                 {
                     b.HasOne("AiMass.Jobs.Storage.JobRow", null)
@@ -428,6 +580,24 @@ namespace AiMass.Jobs.Storage.Migrations
                     b.HasOne("AiMass.Jobs.Storage.JobRow", null)
                         .WithMany()
                         .HasForeignKey("JobId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("AiMass.Jobs.Storage.TrialRow", b =>
+                {
+                    b.HasOne("AiMass.Jobs.Storage.StudyRow", null)
+                        .WithMany()
+                        .HasForeignKey("StudyId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("AiMass.Jobs.Storage.TrialValueRow", b =>
+                {
+                    b.HasOne("AiMass.Jobs.Storage.TrialRow", null)
+                        .WithMany()
+                        .HasForeignKey("TrialId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
                 });
