@@ -77,7 +77,7 @@ internal static class TrainCommand
         }
         if (objective is not null)
         {
-            hooks.Add(Hooks.Reporter(new TrialPrinter(objective, log), long.MaxValue));
+            hooks.Add(new TrialPrinter(objective, log));
         }
         var trainer = new SpecTrainer(spec);
         var outcome = await Task.Run(() => trainer.Run(modelDir, hooks, Cli.WantsJson(parse) ? Console.Error : log, Environment.GetEnvironmentVariable("AIMASS_RESUME_FROM")), ct);
@@ -177,19 +177,15 @@ internal static class TrainCommand
     }
 
     /// <summary>A study's trial protocol: each evaluation's value of the metric as an <c>intermediate STEP=VALUE</c> line.</summary>
-    private sealed class TrialPrinter(string metric, TextWriter output) : IMetricReporter
+    private sealed class TrialPrinter(string metric, TextWriter output) : TrainingHook
     {
-        public void ReportMetrics(long atStep, IReadOnlyDictionary<string, double> values)
+        public override void AfterEvaluation(TrainingRun run, EvaluationResult result)
         {
-            if (values.TryGetValue(metric, out var value) && double.IsFinite(value))
+            if (result.Metrics.TryGetValue(metric, out var value) && double.IsFinite(value))
             {
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"intermediate {atStep}={value:R}"));
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"intermediate {result.Step}={value:R}"));
                 output.Flush();
             }
-        }
-
-        public void ReportCheckpoint(string path, long atStep)
-        {
         }
     }
 

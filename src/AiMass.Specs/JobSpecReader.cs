@@ -52,6 +52,7 @@ public static partial class JobSpecReader
     /// </summary>
     internal static JobSpec? ReadTemplate(SpecMap map)
     {
+        var before = map.Errors.Count;
         var resources = Resources(map);
         var priority = map.Int("priority", -1_000_000, 1_000_000) ?? 0;
         var queue = map.String("queue") ?? JobDefaults.Queue;
@@ -73,7 +74,7 @@ public static partial class JobSpecReader
             map.Error("working_dir", $"'{workingDir}' must be an absolute path");
         }
         map.RejectUnknown();
-        return map.Errors.Any ? null : new JobSpec
+        return map.Errors.Count > before ? null : new JobSpec
         {
             Name = "",
             Command = [],

@@ -25,6 +25,7 @@ public static class SearchSpaceReader
     /// <summary>Reads a space from a mapping (a document's root, or a spec's <c>space:</c>); problems go to its errors.</summary>
     internal static SearchSpace? Read(SpecMap map)
     {
+        var before = map.Errors.Count;
         var parameters = new List<Parameter>();
         foreach (var name in map.Keys.ToList())
         {
@@ -64,14 +65,14 @@ public static class SearchSpaceReader
                 parameters.Add(parameter);
             }
         }
-        if (parameters.Count == 0 && !map.Errors.Any)
+        if (parameters.Count == 0 && map.Errors.Count == before)
         {
             map.Error("", "the search space has no parameters");
             return null;
         }
         try
         {
-            return map.Errors.Any ? null : new SearchSpace(parameters);
+            return map.Errors.Count > before ? null : new SearchSpace(parameters);
         }
         catch (ArgumentException e)
         {

@@ -56,6 +56,9 @@ internal sealed class SpecErrors(string source)
 
     public bool Any => _errors.Count > 0;
 
+    /// <summary>How many problems so far (a reader compares before and after to know whether its own part had any).</summary>
+    public int Count => _errors.Count;
+
     public void Add(string field, YamlNode? node, string message) =>
         _errors.Add(new SpecError(field, node is null ? 0 : (int)node.Start.Line, node is null ? 0 : (int)node.Start.Column, message));
 

@@ -10,18 +10,18 @@ namespace AiMass.Specs;
 /// <summary>The pruner of a study and its settings.</summary>
 /// <param name="Type">none, median, asha or hyperband.</param>
 /// <param name="MinResource">ASHA/Hyperband: the first rung, in the steps trials report.</param>
-/// <param name="MaxResource">Hyperband: the largest budget.</param>
+/// <param name="MaxResource">Hyperband: the largest budget; ASHA: no rung at or above it (a trial that gets there runs to its end).</param>
 /// <param name="ReductionFactor">ASHA/Hyperband: 1 in this many trials is promoted at each rung.</param>
 /// <param name="StartupTrials">Median: trials that finish before any is pruned.</param>
 /// <param name="WarmupSteps">Median: steps before a trial can be pruned.</param>
-public sealed record PrunerSpec(string Type, long MinResource = 1, long MaxResource = 81, int ReductionFactor = 3, int StartupTrials = 5, long WarmupSteps = 0)
+public sealed record PrunerSpec(string Type, long MinResource = 1, long? MaxResource = null, int ReductionFactor = 3, int StartupTrials = 5, long WarmupSteps = 0)
 {
     /// <summary>The pruner, or null for none.</summary>
     public IPruner? Create() => Type switch
     {
         "median" => new MedianPruner(StartupTrials, WarmupSteps),
-        "asha" => new SuccessiveHalvingPruner(MinResource, ReductionFactor),
-        "hyperband" => new HyperbandPruner(MinResource, MaxResource, ReductionFactor),
+        "asha" => new SuccessiveHalvingPruner(MinResource, ReductionFactor, maxResource: MaxResource),
+        "hyperband" => new HyperbandPruner(MinResource, MaxResource ?? 81, ReductionFactor),
         _ => null,
     };
 }
@@ -261,11 +261,11 @@ public static class StudySpecReader
         }
         var spec = new PrunerSpec(kind,
             p.Parsed<long>("min_resource", PositiveLong) ?? 1,
-            p.Parsed<long>("max_resource", PositiveLong) ?? 81,
+            p.Parsed<long>("max_resource", PositiveLong),
             p.Int("reduction_factor", 2, 100) ?? 3,
             p.Int("startup_trials", 0, 1_000_000) ?? 5,
             p.Parsed<long>("warmup_steps", PositiveLong) ?? 0);
-        if (kind == "hyperband" && spec.MaxResource < spec.MinResource)
+        if (spec.MaxResource is { } max && max < spec.MinResource)
         {
             p.Error("max_resource", "must be at least min_resource");
         }
@@ -287,6 +287,7 @@ public static class StudySpecReader
             map.Error("objective", "is required: {command: ...} that prints objective=<number>, or {training: train.yaml} (see docs/tuning.md)");
             return (null, null, null);
         }
+        var before = objective.Errors.Count;
         IReadOnlyList<string>? command = null;
         string? training = null;
         string? file = null;
@@ -317,8 +318,9 @@ public static class StudySpecReader
             else if (file is not null)
             {
                 training = trainingText;
-                CheckPlaceholders(objective, "training", space, [training!]);
-                if (space is not null && !objective.Errors.Any)
+                // Placeholders in comments are filled like any other, but only those outside comments must name parameters.
+                CheckPlaceholders(objective, "training", space, training!.Split('\n').Where(line => !line.TrimStart().StartsWith('#')));
+                if (space is not null && objective.Errors.Count == before)
                 {
                     CheckTraining(objective, space, training!, file, baseDirectory);
                 }
@@ -338,7 +340,7 @@ public static class StudySpecReader
         {
             return;
         }
-        foreach (var (name, _) in texts.SelectMany(StudyTemplate.Placeholders).Distinct())
+        foreach (var name in texts.SelectMany(StudyTemplate.Placeholders).Select(p => p.Name).Distinct())
         {
             if (!space.Contains(name))
             {

@@ -71,10 +71,22 @@ public static class TrainingSpecReader
         }
         var defaults = new ModelSection();
         var type = map.Enum<ModelType>("type") ?? ModelType.Mlp;
+        var hidden = Ints(map, "hidden", 1, 1 << 20);
+        // width and depth: the same hidden layers as hidden: [width, width, ...] — what a tuning study varies.
+        var width = map.Int("width", 1, 1 << 20);
+        var depth = map.Int("depth", 0, 64);
+        if ((width is null) != (depth is null))
+        {
+            map.Error(width is null ? "depth" : "width", "width and depth go together (hidden layers of width units, depth of them)");
+        }
+        else if (width is not null && hidden is not null)
+        {
+            map.Error("width", "give hidden or width and depth, not both");
+        }
         var section = new ModelSection
         {
             Type = type,
-            Hidden = Ints(map, "hidden", 1, 1 << 20) ?? defaults.Hidden,
+            Hidden = hidden ?? (width is { } w && depth is { } d ? Enumerable.Repeat(w, d).ToArray() : defaults.Hidden),
             Activation = OneOf(map, "activation", ["relu", "gelu", "tanh", "sigmoid", "leaky_relu"]) ?? defaults.Activation,
             Dropout = map.Double("dropout", 0, 0.99) ?? 0,
             Channels = Ints(map, "channels", 1, 4096) ?? defaults.Channels,

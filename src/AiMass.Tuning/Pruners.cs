@@ -41,16 +41,21 @@ public sealed class MedianPruner(int startupTrials = 5, long warmupSteps = 0) : 
 /// Asynchronous successive halving (ASHA, Li et al. 2020): rung k is at step <c>min_resource × η^(k + s)</c>; a trial
 /// reaching a rung continues only if its value there is in the top 1/η of the values every trial has reported at that
 /// rung so far (with fewer than η of them, only the best continues). Nothing waits for a rung to fill, so workers never
-/// idle.
+/// idle. With a maximum resource (Ray Tune's <c>max_t</c>), rungs stop below it: a trial that got that far runs to its end.
 /// </summary>
 public sealed class SuccessiveHalvingPruner : IPruner
 {
     private readonly Func<Trial, bool> _member;
 
     /// <summary>Creates the pruner.</summary>
-    public SuccessiveHalvingPruner(long minResource = 1, int reductionFactor = 3, int minEarlyStoppingRate = 0)
+    public SuccessiveHalvingPruner(long minResource = 1, int reductionFactor = 3, int minEarlyStoppingRate = 0, long? maxResource = null)
         : this(minResource, reductionFactor, minEarlyStoppingRate, _ => true)
     {
+        if (maxResource is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxResource), maxResource, "must be at least 1");
+        }
+        MaxResource = maxResource;
     }
 
     internal SuccessiveHalvingPruner(long minResource, int reductionFactor, int minEarlyStoppingRate, Func<Trial, bool> member)
@@ -78,6 +83,9 @@ public sealed class SuccessiveHalvingPruner : IPruner
     /// <summary>s: rungs begin at <c>min_resource × η^s</c>.</summary>
     public int MinEarlyStoppingRate { get; }
 
+    /// <summary>Steps from which no rung judges a trial any more (none: rungs go on forever, as Optuna's).</summary>
+    public long? MaxResource { get; }
+
     /// <summary>The step of rung <paramref name="rung"/>.</summary>
     public long RungStep(int rung) => MinResource * (long)Math.Pow(ReductionFactor, rung + MinEarlyStoppingRate);
 
@@ -89,7 +97,7 @@ public sealed class SuccessiveHalvingPruner : IPruner
         var step = reportedStep;
         // Only a step that is exactly a rung decides; a trial whose steps skip a rung is judged at the rung's step by
         // its latest value at or before it.
-        for (var rung = 0; RungStep(rung) <= step; rung++)
+        for (var rung = 0; RungStep(rung) <= step && (MaxResource is not { } max || RungStep(rung) < max); rung++)
         {
             var at = RungStep(rung);
             if (at != step && !(at < step && !trial.Intermediate.Keys.Any(k => k >= at && k < step)))

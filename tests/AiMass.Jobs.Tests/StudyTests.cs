@@ -213,6 +213,30 @@ public sealed class StudyTests
         Assert.Equal([new IntermediateValue(1, 2.5)], (await server.Client.GetTrialAsync(api.Name, 0)).Intermediate);
     }
 
+    [Theory]
+    [InlineData("objective=0.25", "objective 0.25")]
+    [InlineData("  objective= -1.5e-3 ", "objective -0.0015")]
+    [InlineData("intermediate 12=0.5", "intermediate 12 0.5")]
+    [InlineData("intermediate  7 = 3", "intermediate 7 3")]
+    [InlineData("artifact=out/model.onnx", "artifact out/model.onnx")]
+    [InlineData("objective=nan", null)]
+    [InlineData("objective=", null)]
+    [InlineData("intermediate -1=3", null)]
+    [InlineData("intermediate x=3", null)]
+    [InlineData("the objective=3 is printed later", null)]
+    [InlineData("epoch 3 done", null)]
+    public void TrialOutput_ReadsOnlyTheProtocolLines(string line, string? meaning)
+    {
+        var said = Studies.TrialOutput.Parse(line) switch
+        {
+            Studies.TrialOutput.Objective o => $"objective {o.Value.ToString(CultureInfo.InvariantCulture)}",
+            Studies.TrialOutput.Intermediate i => $"intermediate {i.Step} {i.Value.ToString(CultureInfo.InvariantCulture)}",
+            Studies.TrialOutput.Artifact a => $"artifact {a.Path}",
+            _ => null,
+        };
+        Assert.Equal(meaning, said);
+    }
+
     [Fact]
     public async Task CreateStudy_BadSpecsAndDuplicates_AreRefusedWithTheField()
     {

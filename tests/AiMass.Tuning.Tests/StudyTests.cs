@@ -122,6 +122,99 @@ public sealed class StudyTests
     }
 
     [Fact]
+    public void Asha_WithAMaximumResource_JudgesNoRungAtOrAboveIt()
+    {
+        // Rungs at 1 and 3 only (9 is the maximum): a trial that passed them is never cut at 9 or 27.
+        var study = new Study(OneFloat(), new RandomSampler(), pruner: new SuccessiveHalvingPruner(minResource: 1, reductionFactor: 3, maxResource: 9), seed: 1);
+        var stoppedAt = new Dictionary<int, long>();
+        foreach (var final in new double[] { 1, 2, 3, 0.9, 0.95 })
+        {
+            var t = study.Ask();
+            for (long step = 1; step <= 27; step++)
+            {
+                // Curves that cross late: 0.9 and 0.95 are worse than the best until step 9, then better.
+                var value = step < 9 ? final : final - 0.5;
+                if (study.Report(t, step, value))
+                {
+                    stoppedAt[t.Number] = step;
+                    break;
+                }
+            }
+            if (t.State == TrialState.Running)
+            {
+                study.Tell(t, final);
+            }
+        }
+        Assert.All(stoppedAt.Values, step => Assert.True(step < 9, $"cut at step {step}, at or above the maximum"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SuccessiveHalvingPruner(maxResource: 0));
+    }
+
+    [Fact]
+    public void Restore_RebuildsAStudy_ThatContinuesWithItsTrials()
+    {
+        var space = OneFloat();
+        var original = new Study(space, new TpeSampler(), seed: 4);
+        for (var i = 0; i < 12; i++)
+        {
+            var t = original.Ask();
+            original.Tell(t, Math.Abs(t.Float("x") - 0.3));
+        }
+        var running = original.Ask();
+        original.Report(running, 1, 0.5);
+
+        var restored = new Study(space, new TpeSampler(), seed: 5);
+        foreach (var t in original.Trials)
+        {
+            restored.Restore(t.Values, t.State, t.Value, t.Intermediate);
+        }
+        Assert.Equal(original.Best!.Number, restored.Best!.Number);
+        Assert.Equal(0.5, restored.Trials[12].Intermediate[1]);
+        restored.Tell(restored.Trials[12], 0.01); // a running trial may still be told
+        Assert.Equal(12, restored.Best!.Number);
+        Assert.Equal(14, restored.Ask().Number + 1);
+        Assert.Throws<ArgumentException>(() => restored.Restore(new Dictionary<string, double> { ["x"] = 7 }, TrialState.Complete, 1));
+        Assert.Throws<ArgumentException>(() => restored.Restore(new Dictionary<string, double> { ["x"] = 0.5 }, TrialState.Complete));
+    }
+
+    [Fact]
+    public void Importance_GoesToTheParameterThatMatters_AndNotToNoise()
+    {
+        // y depends on a (strongly) and on the choice c; n is noise the objective ignores.
+        var space = SearchSpace.Builder().Float("a", 0, 1).Float("n", 0, 1).Categorical("c", ["p", "q"]).Build();
+        var study = new Study(space, new RandomSampler(), seed: 2);
+        for (var i = 0; i < 200; i++)
+        {
+            var t = study.Ask();
+            study.Tell(t, (10 * t.Float("a")) + (t.Choice("c") == "q" ? 2 : 0));
+        }
+        var report = StudyReport.Of(study);
+        var importance = report.Importance.ToDictionary(i => i.Name, i => i.Importance);
+        Assert.Equal("a", report.Importance[0].Name);
+        Assert.True(importance["a"] > 0.7, $"a: {importance["a"]}");
+        Assert.True(importance["c"] > importance["n"], $"c {importance["c"]} vs n {importance["n"]}");
+        Assert.True(importance["n"] < 0.05, $"n: {importance["n"]}");
+        Assert.Equal(1, importance.Values.Sum(), 9);
+        Assert.Equal(200, report.Lines.Count);
+        Assert.Equal(200, report.History.Count);
+        Assert.True(report.History.Zip(report.History.Skip(1)).All(p => p.Second.Best <= p.First.Best), "best so far never gets worse");
+
+        var directory = Path.Combine(Path.GetTempPath(), "aimass-tests", Guid.NewGuid().ToString("N"));
+        try
+        {
+            var files = report.Write(directory, "test");
+            foreach (var name in new[] { "history.png", "history.svg", "parallel-coordinates.png", "parallel-coordinates.svg", "importance.png", "importance.svg", "report.json" })
+            {
+                Assert.Contains(Path.Combine(directory, name), files);
+                Assert.True(new FileInfo(Path.Combine(directory, name)).Length > 500, name);
+            }
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public void MedianPruner_StopsATrialWorseThanTheMedianAtTheSameStep()
     {
         var study = new Study(OneFloat(), new RandomSampler(), pruner: new MedianPruner(startupTrials: 3), seed: 1);

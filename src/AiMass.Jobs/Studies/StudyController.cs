@@ -663,7 +663,13 @@ public sealed partial class StudyController : IAsyncDisposable
             var version = await _registry.RegisterVersionAsync(register.Model, stream, new RegisterVersionRequest
             {
                 Description = string.Create(CultureInfo.InvariantCulture, $"best trial {best.Number} of study {live.Spec.Name}: {live.Spec.Metric} {best.Value:G6}"),
-                Params = asked.Params.ToDictionary(p => p.Key, p => JsonSerializer.SerializeToElement(p.Value), StringComparer.Ordinal),
+                // Numbers as JSON numbers, choices as strings.
+                Params = asked.Values.ToDictionary(p => p.Key, p => live.Spec.Space[p.Key].Kind switch
+                {
+                    ParameterKind.Float => JsonSerializer.SerializeToElement(p.Value),
+                    ParameterKind.Int => JsonSerializer.SerializeToElement((long)p.Value),
+                    _ => JsonSerializer.SerializeToElement(asked.Params[p.Key]),
+                }, StringComparer.Ordinal),
                 Metrics = new Dictionary<string, double>(StringComparer.Ordinal) { [live.Spec.Metric] = best.Value!.Value },
                 Tags = new Dictionary<string, string>(StringComparer.Ordinal) { ["study"] = live.Spec.Name, ["trial"] = best.Number.ToString(CultureInfo.InvariantCulture) },
                 Lineage = new Lineage($"study:{live.Spec.Name}/trial:{best.Number.ToString(CultureInfo.InvariantCulture)}" + (best.JobId is { } j ? $"/job:{j.ToString(CultureInfo.InvariantCulture)}" : "")),
