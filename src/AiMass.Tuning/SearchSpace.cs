@@ -117,13 +117,27 @@ public sealed record Parameter
         {
             var k = Math.Round((x - Low) / step);
             var maxK = Math.Floor(((High - Low) / step) + 1e-9);
-            x = Low + (Math.Clamp(k, 0, maxK) * step);
+            // On the decimal grid a person wrote (0.1 steps give 0.3, not 0.30000000000000004).
+            x = Math.Round(Low + (Math.Clamp(k, 0, maxK) * step), Math.Max(Decimals(Low), Decimals(step)));
         }
         if (Kind == ParameterKind.Int)
         {
             x = Math.Round(x);
         }
         return Math.Clamp(x, Low, High);
+    }
+
+    /// <summary>The decimals <paramref name="v"/> is written with (at most 15).</summary>
+    private static int Decimals(double v)
+    {
+        for (var d = 0; d < 15; d++)
+        {
+            if (Math.Abs(Math.Round(v, d) - v) <= 1e-12 * Math.Max(1, Math.Abs(v)))
+            {
+                return d;
+            }
+        }
+        return 15;
     }
 
     /// <summary>How many distinct values it has (null: a continuum).</summary>
