@@ -1,5 +1,5 @@
 // Benchmark of the samplers against Optuna 3.1's TPE (Debian's python3-optuna), in the same run:
-//   dotnet AiMass.Bench.Tuning.dll [SEEDS=20] [BUDGET=200]
+//   dotnet AiMass.Bench.Tuning.dll [SEEDS=20] [BUDGET=200] [--no-peer] [--samplers a,b,...]
 // Functions: Branin (2-d), Hartmann-6, Levy-10, Rosenbrock-10, and a conditional one (a categorical switch selecting
 // one of three sub-functions with their own parameters; the branch with the best optimum, "b", looks worse at first).
 // For each: simple regret (best found minus the known optimum) at 50, 100 and 200 evaluations, median and
@@ -26,10 +26,17 @@ var samplers = new (string Name, Func<ISampler> Make)[]
 {
     ("random", () => new RandomSampler()),
     ("tpe", () => new TpeSampler(new TpeOptions { Multivariate = false })),
+    ("tpe-density", () => new TpeSampler(new TpeOptions { UnitPeakKernels = false })),
     ("tpe-multivariate", () => new TpeSampler(new TpeOptions { Multivariate = true })),
     ("mcts", () => new MctsSampler()),
     ("hmcts", () => new HierarchicalMctsSampler()),
+    ("hmcts-norefine", () => new HierarchicalMctsSampler(MctsOptions.Hierarchical with { LeafRefinement = 0 })),
 };
+if (Array.IndexOf(args, "--samplers") is var at and >= 0 && at + 1 < args.Length)
+{
+    var wanted = args[at + 1].Split(',');
+    samplers = [.. samplers.Where(s => wanted.Contains(s.Name))];
+}
 
 var regrets = new Dictionary<string, Dictionary<string, List<double[]>>>();
 foreach (var (name, space, f, optimum) in functions)
@@ -62,20 +69,21 @@ foreach (var (sampler, make) in samplers)
 
 // The peer, in the same run.
 var peer = Path.Combine(AppContext.BaseDirectory, "peer.py");
-string? peerNote = null;
-try
+var peerNote = args.Contains("--no-peer") ? "Optuna not run (--no-peer)" : await RunPeerAsync();
+
+async Task<string?> RunPeerAsync()
 {
-    var info = new ProcessStartInfo("/usr/bin/python3", [peer, seeds.ToString(CultureInfo.InvariantCulture), budget.ToString(CultureInfo.InvariantCulture)]) { RedirectStandardOutput = true, RedirectStandardError = true };
-    using var process = Process.Start(info)!;
-    var stdout = process.StandardOutput.ReadToEndAsync();
-    var stderr = process.StandardError.ReadToEndAsync();
-    process.WaitForExit();
-    if (process.ExitCode != 0)
+    try
     {
-        peerNote = $"peer.py failed ({process.ExitCode}): {(await stderr).Trim().Split('\n').LastOrDefault()}";
-    }
-    else
-    {
+        var info = new ProcessStartInfo("/usr/bin/python3", [peer, seeds.ToString(CultureInfo.InvariantCulture), budget.ToString(CultureInfo.InvariantCulture)]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+        {
+            return $"peer.py failed ({process.ExitCode}): {(await stderr).Trim().Split('\n').LastOrDefault()}";
+        }
         using var json = JsonDocument.Parse(await stdout);
         foreach (var function in json.RootElement.GetProperty("regrets").EnumerateObject())
         {
@@ -89,10 +97,11 @@ try
             overhead[s.Name] = s.Value.GetDouble();
         }
     }
-}
-catch (System.ComponentModel.Win32Exception e)
-{
-    peerNote = $"peer.py could not run: {e.Message}";
+    catch (System.ComponentModel.Win32Exception e)
+    {
+        return $"peer.py could not run: {e.Message}";
+    }
+    return null;
 }
 
 Console.WriteLine($"## Samplers, {seeds} seeds, {budget} evaluations: simple regret, median [IQR]");

@@ -13,7 +13,7 @@ public sealed record MctsOptions
     /// The defaults of <see cref="HierarchicalMctsSampler"/>, tuned on the deceptive conditional benchmark: strong
     /// exploration between branches, so one that looks worse at first is still searched.
     /// </summary>
-    public static MctsOptions Hierarchical { get; } = new() { Exploration = 2.0 };
+    public static MctsOptions Hierarchical { get; } = new() { Exploration = 2.0, LeafRefinement = 0.3 };
 
     /// <summary>UCT's exploration constant c in reward + c √(ln N / n), for rewards in [0, 1].</summary>
     public double Exploration { get; init; } = 1.4;
@@ -32,6 +32,19 @@ public sealed record MctsOptions
 
     /// <summary>Trials drawn at random before the tree is used.</summary>
     public int StartupTrials { get; init; } = 5;
+
+    /// <summary>
+    /// Hierarchical MCTS: chance that a branch's numeric parameters refine the branch's best trial (a Gaussian step
+    /// around it in the parameters' unit space) instead of coming from the inner sampler — local refinement around the
+    /// best leaf, once the branch has <see cref="LeafRefinementAfter"/> finished trials.
+    /// </summary>
+    public double LeafRefinement { get; init; }
+
+    /// <summary>Hierarchical MCTS: the refinement step's spread, as a fraction of each parameter's range, at <see cref="LeafRefinementAfter"/> trials; it shrinks as 1/√n.</summary>
+    public double LeafRefinementScale { get; init; } = 0.05;
+
+    /// <summary>Hierarchical MCTS: finished trials a branch needs before its best trial is refined.</summary>
+    public int LeafRefinementAfter { get; init; } = 20;
 }
 
 /// <summary>
@@ -221,9 +234,13 @@ public sealed class HierarchicalMctsSampler : ISampler
         var finished = Rewards.Of(study);
         var structure = space.Ordered.Where(p => p.Kind == ParameterKind.Categorical).ToList();
         var values = new Dictionary<string, double>(StringComparer.Ordinal);
-        if (finished.Count < _options.StartupTrials || structure.Count == 0)
+        if (structure.Count == 0)
         {
-            return structure.Count == 0 ? _inner.Sample(study, random) : RandomSampler.Draw(space, random, values);
+            return Refine(study, random, values) ?? _inner.Sample(study, random);
+        }
+        if (finished.Count < _options.StartupTrials)
+        {
+            return RandomSampler.Draw(space, random, values);
         }
         // 1. The branch: UCT down the categorical levels.
         var root = MctsSampler.Node.Build(study, finished, structure.Select(p => p.Name).ToList());
@@ -242,6 +259,10 @@ public sealed class HierarchicalMctsSampler : ISampler
         }
         // 2. The branch's own parameters: the inner sampler on the trials that took this branch.
         var branch = new BranchView(study, structure.Where(p => values.ContainsKey(p.Name)).ToDictionary(p => p.Name, p => values[p.Name]));
+        if (Refine(branch, random, values) is { } refined)
+        {
+            return refined;
+        }
         if (_inner is IConditionalSampler conditional)
         {
             return conditional.SampleGiven(branch, random, values);
@@ -256,6 +277,42 @@ public sealed class HierarchicalMctsSampler : ISampler
         }
         // Anything the inner sampler did not give (it drew another branch): fill it at random.
         return RandomSampler.Draw(space, random, values);
+    }
+
+    /// <summary>
+    /// Local refinement around the best leaf: with probability <see cref="MctsOptions.LeafRefinement"/>, the branch's
+    /// best complete trial with every active numeric parameter moved by a Gaussian step (in its unit space; spread
+    /// <see cref="MctsOptions.LeafRefinementScale"/> × √(after / n)); null when not this time.
+    /// </summary>
+    private Dictionary<string, double>? Refine(IStudyView branch, Random random, Dictionary<string, double> decided)
+    {
+        if (_options.LeafRefinement <= 0 || random.NextDouble() >= _options.LeafRefinement)
+        {
+            return null;
+        }
+        var complete = branch.Trials.Where(t => t.State == TrialState.Complete).ToList();
+        if (complete.Count < Math.Max(1, _options.LeafRefinementAfter))
+        {
+            return null;
+        }
+        var best = complete.MinBy(t => branch.Loss(t.Value!.Value))!;
+        var spread = _options.LeafRefinementScale * Math.Sqrt(_options.LeafRefinementAfter / (double)complete.Count);
+        var values = new Dictionary<string, double>(decided, StringComparer.Ordinal);
+        foreach (var p in branch.Space.Ordered)
+        {
+            if (values.ContainsKey(p.Name) || !branch.Space.Active(p, values))
+            {
+                continue;
+            }
+            if (!best.Values.TryGetValue(p.Name, out var at))
+            {
+                return null; // the best trial lacks a parameter this branch has: leave it to the inner sampler
+            }
+            values[p.Name] = p.Kind == ParameterKind.Categorical
+                ? at
+                : p.Snap(p.FromUnit(Math.Clamp(p.ToUnit(at) + (spread * TpeSampler.Normal(random)), 0, 1)));
+        }
+        return values;
     }
 
     /// <summary>The study as seen from one branch: only the trials whose categorical decisions match it.</summary>

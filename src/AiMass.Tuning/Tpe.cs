@@ -22,6 +22,16 @@ public sealed record TpeOptions
     /// <summary>Count trials still running as bad ones ("constant liar"), so parallel trials spread out.</summary>
     public bool ConstantLiar { get; init; } = true;
 
+    /// <summary>
+    /// Score candidates with every continuous kernel at the same peak height instead of as a density (divided by its
+    /// width), as Optuna's TPE did up to 3.4 (its truncated normal's log-pdf left out the scale: optuna#5109, fixed in
+    /// 3.5). Wide kernels then weigh more, which flattens the model of the bad trials where they are dense and favours
+    /// candidates near good trials there. The default because it searched better in our benchmark (docs/benchmarks.md:
+    /// Hartmann-6, Rosenbrock-10 and the conditional function clearly, Branin and Levy-10 slightly worse); false gives
+    /// true densities.
+    /// </summary>
+    public bool UnitPeakKernels { get; init; } = true;
+
     /// <summary>How many of n trials count as good: min(ceil(0.1 n), 25), as Optuna.</summary>
     public Func<int, int> Gamma { get; init; } = n => Math.Min((int)Math.Ceiling(0.1 * n), 25);
 }
@@ -121,27 +131,43 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler, IConditio
     private sealed class Mixture
     {
         private readonly List<Parameter> _dims;
+        private readonly int _k;
+        private readonly int _observations;
         private readonly double[] _weights; // per component (observations, then the prior), summing to 1
-        private readonly double[][] _mu; // [component][dim] (categorical: the observed index; prior: unused)
-        private readonly double[][] _sigma;
+        private readonly double[] _logWeights;
+        // Flat [component * k + dim]: kernel centres (categorical: the observed index), widths, and log normalisers
+        // (-log Z for discrete dims, -log(σ√(2π)) - log Z for continuous ones).
+        private readonly double[] _mu;
+        private readonly double[] _sigma;
+        private readonly double[] _logNorm;
         private readonly double[] _low;
         private readonly double[] _high;
-        private readonly int _observations;
+        private readonly DimKind[] _kind;
         private readonly double _categoricalSmoothing;
-        private readonly double[] _logWeights;
-        private readonly double[][] _logNorm; // [component][dim]: -log Z for discrete dims, -log(σ√(2π)) - log Z for continuous ones
+        // One continuous dimension (univariate TPE, the common case): 1/σ and log weight + log normaliser per component.
+        private readonly double[]? _inverseSigma;
+        private readonly double[]? _offset;
+
+        private enum DimKind
+        {
+            Continuous,
+            Binned,
+            Categorical,
+        }
 
         public Mixture(List<Parameter> dims, List<Trial> trials, TpeOptions options)
         {
             _dims = dims;
             var n = trials.Count;
             _observations = n;
-            var k = dims.Count;
+            var k = _k = dims.Count;
             _low = new double[k];
             _high = new double[k];
+            _kind = new DimKind[k];
             for (var d = 0; d < k; d++)
             {
                 (_low[d], _high[d]) = Bounds(dims[d]);
+                _kind[d] = dims[d].Kind == ParameterKind.Categorical ? DimKind.Categorical : IsBinned(dims[d]) ? DimKind.Binned : DimKind.Continuous;
             }
             // Weights: uniform under 25 observations, then the older ones fade (Optuna's default_weights).
             var w = new double[n + 1];
@@ -151,23 +177,27 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler, IConditio
             }
             w[n] = options.PriorWeight;
             var total = w.Sum();
-            _weights = w.Select(x => x / total).ToArray();
-            _mu = new double[n + 1][];
-            _sigma = new double[n + 1][];
+            _weights = new double[n + 1];
+            _logWeights = new double[n + 1];
             for (var i = 0; i <= n; i++)
             {
-                _mu[i] = new double[k];
-                _sigma[i] = new double[k];
+                _weights[i] = w[i] / total;
+                _logWeights[i] = Math.Log(_weights[i]);
             }
+            _mu = new double[(n + 1) * k];
+            _sigma = new double[(n + 1) * k];
+            _logNorm = new double[(n + 1) * k];
+            var column = new double[n + 1];
+            var order = new int[n + 1];
             for (var d = 0; d < k; d++)
             {
                 var p = dims[d];
                 var range = _high[d] - _low[d];
                 for (var i = 0; i < n; i++)
                 {
-                    _mu[i][d] = Transform(p, trials[i].Values[p.Name]);
+                    _mu[(i * k) + d] = Transform(p, trials[i].Values[p.Name]);
                 }
-                _mu[n][d] = p.Kind == ParameterKind.Categorical ? -1 : (_low[d] + _high[d]) / 2;
+                _mu[(n * k) + d] = p.Kind == ParameterKind.Categorical ? -1 : (_low[d] + _high[d]) / 2;
                 if (p.Kind == ParameterKind.Categorical)
                 {
                     continue;
@@ -178,48 +208,51 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler, IConditio
                     var sigma = 0.2 * Math.Pow(Math.Max(n, 1), -1.0 / (k + 4)) * range;
                     for (var i = 0; i < n; i++)
                     {
-                        _sigma[i][d] = sigma;
+                        _sigma[(i * k) + d] = sigma;
                     }
                 }
                 else
                 {
                     // Each kernel as wide as the larger gap to its neighbours, the prior's centre among them and the range's
                     // ends beyond them; the outermost two take their inner gap only.
-                    var order = Enumerable.Range(0, n + 1).OrderBy(i => _mu[i][d]).ToArray();
-                    for (var r = 0; r < order.Length; r++)
+                    for (var i = 0; i <= n; i++)
                     {
-                        var i = order[r];
-                        var left = _mu[i][d] - (r > 0 ? _mu[order[r - 1]][d] : _low[d]);
-                        var right = (r + 1 < order.Length ? _mu[order[r + 1]][d] : _high[d]) - _mu[i][d];
-                        _sigma[i][d] = order.Length >= 2 && r == 0 ? right : order.Length >= 2 && r == order.Length - 1 ? left : Math.Max(left, right);
+                        column[i] = _mu[(i * k) + d];
+                        order[i] = i;
+                    }
+                    Array.Sort(column, order);
+                    for (var r = 0; r <= n; r++)
+                    {
+                        var left = column[r] - (r > 0 ? column[r - 1] : _low[d]);
+                        var right = (r < n ? column[r + 1] : _high[d]) - column[r];
+                        _sigma[(order[r] * k) + d] = n >= 1 && r == 0 ? right : n >= 1 && r == n ? left : Math.Max(left, right);
                     }
                 }
                 // Magic clip: no kernel narrower than range / min(100, kernels + 1) or wider than the range.
                 for (var i = 0; i < n; i++)
                 {
-                    _sigma[i][d] = Math.Clamp(_sigma[i][d], range / Math.Min(100.0, n + 2), range);
+                    var at = (i * k) + d;
+                    _sigma[at] = Math.Max(Math.Clamp(_sigma[at], range / Math.Min(100.0, n + 2), range), 1e-12 + (range * 1e-9));
                 }
-                _sigma[n][d] = range;
-                for (var i = 0; i < n; i++)
+                _sigma[(n * k) + d] = range;
+                for (var j = 0; j <= n; j++)
                 {
-                    _sigma[i][d] = Math.Max(_sigma[i][d], 1e-12 + (range * 1e-9));
+                    var at = (j * k) + d;
+                    var s = _sigma[at];
+                    var z = NormalCdf((_high[d] - _mu[at]) / s) - NormalCdf((_low[d] - _mu[at]) / s);
+                    _logNorm[at] = -Math.Log(Math.Max(z, 1e-300))
+                        - (_kind[d] == DimKind.Binned ? 0 : Math.Log((options.UnitPeakKernels ? 1 : s) * Math.Sqrt(2 * Math.PI)));
                 }
             }
             _categoricalSmoothing = options.PriorWeight / (n + 1);
-            _logWeights = _weights.Select(w => Math.Log(w)).ToArray();
-            _logNorm = new double[n + 1][];
-            for (var j = 0; j <= n; j++)
+            if (k == 1 && _kind[0] == DimKind.Continuous)
             {
-                _logNorm[j] = new double[k];
-                for (var d = 0; d < k; d++)
+                _inverseSigma = new double[n + 1];
+                _offset = new double[n + 1];
+                for (var j = 0; j <= n; j++)
                 {
-                    if (dims[d].Kind == ParameterKind.Categorical)
-                    {
-                        continue;
-                    }
-                    var sigma = _sigma[j][d];
-                    var z = NormalCdf((_high[d] - _mu[j][d]) / sigma) - NormalCdf((_low[d] - _mu[j][d]) / sigma);
-                    _logNorm[j][d] = -Math.Log(Math.Max(z, 1e-300)) - (IsBinned(dims[d]) ? 0 : Math.Log(sigma * Math.Sqrt(2 * Math.PI)));
+                    _inverseSigma[j] = 1 / _sigma[j];
+                    _offset[j] = _logWeights[j] + _logNorm[j];
                 }
             }
         }
@@ -247,20 +280,21 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler, IConditio
             {
                 j++;
             }
-            var x = new double[_dims.Count];
+            var x = new double[_k];
             for (var d = 0; d < x.Length; d++)
             {
                 var p = _dims[d];
-                if (p.Kind == ParameterKind.Categorical)
+                if (_kind[d] == DimKind.Categorical)
                 {
-                    x[d] = DrawCategorical(p, j, random);
+                    x[d] = DrawCategorical(p, d, j, random);
                     continue;
                 }
                 double v;
                 var tries = 0;
+                var at = (j * _k) + d;
                 do
                 {
-                    v = _mu[j][d] + (_sigma[j][d] * Normal(random));
+                    v = _mu[at] + (_sigma[at] * Normal(random));
                 }
                 while ((v < _low[d] || v > _high[d]) && ++tries < 100);
                 x[d] = Math.Clamp(v, _low[d], _high[d]);
@@ -270,13 +304,13 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler, IConditio
             return x;
         }
 
-        private double DrawCategorical(Parameter p, int component, Random random)
+        private double DrawCategorical(Parameter p, int d, int component, Random random)
         {
             var k = p.Choices.Count;
             var u = random.NextDouble();
             for (var c = 0; c < k; c++)
             {
-                u -= CategoricalProbability(component, _dims.IndexOf(p), c, k);
+                u -= CategoricalProbability(component, d, c, k);
                 if (u <= 0)
                 {
                     return c;
@@ -291,7 +325,7 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler, IConditio
             {
                 return 1.0 / k; // the prior
             }
-            var hit = (int)_mu[component][d] == choice ? 1.0 : 0.0;
+            var hit = (int)_mu[(component * _k) + d] == choice ? 1.0 : 0.0;
             return (hit + _categoricalSmoothing) / (1 + (k * _categoricalSmoothing));
         }
 
@@ -300,32 +334,35 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler, IConditio
 
         public double LogDensity(double[] x)
         {
+            if (_inverseSigma is not null)
+            {
+                return LogDensity1D(x[0]);
+            }
             // log Σ_j exp(term_j), streamed: the running maximum rescales the running sum (no allocation per candidate).
             var max = double.NegativeInfinity;
             var sum = 0.0;
+            var k = _k;
             for (var j = 0; j < _weights.Length; j++)
             {
                 var log = _logWeights[j];
-                var mu = _mu[j];
-                var sigma = _sigma[j];
-                var norm = _logNorm[j];
-                for (var d = 0; d < x.Length; d++)
+                var row = j * k;
+                for (var d = 0; d < k; d++)
                 {
-                    var p = _dims[d];
-                    if (p.Kind == ParameterKind.Categorical)
+                    var at = row + d;
+                    switch (_kind[d])
                     {
-                        log += Math.Log(CategoricalProbability(j, d, (int)x[d], p.Choices.Count));
-                    }
-                    else if (IsBinned(p))
-                    {
-                        var half = p.Step!.Value / 2;
-                        var mass = NormalCdf((x[d] + half - mu[d]) / sigma[d]) - NormalCdf((x[d] - half - mu[d]) / sigma[d]);
-                        log += Math.Log(Math.Max(mass, 1e-300)) + norm[d];
-                    }
-                    else
-                    {
-                        var t = (x[d] - mu[d]) / sigma[d];
-                        log += (-0.5 * t * t) + norm[d];
+                        case DimKind.Continuous:
+                            var t = (x[d] - _mu[at]) / _sigma[at];
+                            log += (-0.5 * t * t) + _logNorm[at];
+                            break;
+                        case DimKind.Binned:
+                            var half = _dims[d].Step!.Value / 2;
+                            var mass = NormalCdf((x[d] + half - _mu[at]) / _sigma[at]) - NormalCdf((x[d] - half - _mu[at]) / _sigma[at]);
+                            log += Math.Log(Math.Max(mass, 1e-300)) + _logNorm[at];
+                            break;
+                        default:
+                            log += Math.Log(CategoricalProbability(j, d, (int)x[d], _dims[d].Choices.Count));
+                            break;
                     }
                 }
                 if (log <= max)
@@ -339,6 +376,35 @@ public sealed class TpeSampler(TpeOptions? options = null) : ISampler, IConditio
                 }
             }
             return double.IsNegativeInfinity(max) ? max : max + Math.Log(sum);
+        }
+
+        /// <summary>The same for one continuous dimension: the largest term first, then one pass of exponentials.</summary>
+        private double LogDensity1D(double x)
+        {
+            var mu = _mu;
+            var inverse = _inverseSigma!;
+            var offset = _offset!;
+            var max = double.NegativeInfinity;
+            for (var j = 0; j < mu.Length; j++)
+            {
+                var t = (x - mu[j]) * inverse[j];
+                max = Math.Max(max, offset[j] - (0.5 * t * t));
+            }
+            if (double.IsNegativeInfinity(max))
+            {
+                return max;
+            }
+            var sum = 0.0;
+            for (var j = 0; j < mu.Length; j++)
+            {
+                var t = (x - mu[j]) * inverse[j];
+                var term = offset[j] - (0.5 * t * t) - max;
+                if (term > -745)
+                {
+                    sum += Math.Exp(term);
+                }
+            }
+            return max + Math.Log(sum);
         }
     }
 

@@ -185,9 +185,11 @@ public sealed class SamplerTests
         var space = SearchSpace.Builder().Float("x", -5, 10).Float("y", 0, 15).Build();
         var random = MedianBest(_ => new RandomSampler(), space, Branin, 60, 15) - BraninMinimum;
         var tpe = MedianBest(_ => new TpeSampler(), space, Branin, 60, 15) - BraninMinimum;
+        var density = MedianBest(_ => new TpeSampler(new TpeOptions { UnitPeakKernels = false }), space, Branin, 60, 15) - BraninMinimum;
         var multivariate = MedianBest(_ => new TpeSampler(new TpeOptions { Multivariate = true }), space, Branin, 60, 15) - BraninMinimum;
         var mcts = MedianBest(_ => new MctsSampler(), space, Branin, 60, 15) - BraninMinimum;
         Assert.True(tpe < random / 2, $"median regret after 60 trials: TPE {tpe:G3}, random {random:G3}");
+        Assert.True(density < random / 2, $"median regret after 60 trials: TPE with true densities {density:G3}, random {random:G3}");
         Assert.True(multivariate < random / 2, $"median regret after 60 trials: multivariate TPE {multivariate:G3}, random {random:G3}");
         Assert.True(mcts < random * 0.75, $"median regret after 60 trials: MCTS {mcts:G3}, random {random:G3}");
     }
@@ -218,6 +220,47 @@ public sealed class SamplerTests
         var random = MedianBest(_ => new RandomSampler(), space, Objective, 80, 15);
         var tpe = MedianBest(_ => new TpeSampler(), space, Objective, 80, 15);
         Assert.True(tpe < random / 2, $"median best after 80 trials: TPE {tpe:G3}, random {random:G3}");
+    }
+
+    [Fact]
+    public void HierarchicalMcts_RefinesTheBestLeaf_WithStepsThatShrink()
+    {
+        // Once a branch has 20 complete trials, refinement moves its best trial by small Gaussian steps: late trials stay
+        // within a few spreads of the best so far, much closer than the inner TPE alone puts them.
+        var space = SearchSpace.Builder().Categorical("f", ["a", "b"]).Float("x", 0, 10, when: When("f", "a")).Float("y", 0, 10, when: When("f", "b")).Build();
+        static double Objective(Trial t) => t.Choice("f") == "a" ? Math.Abs(t.Float("x") - 7) : 5 + t.Float("y");
+        List<double> Distances(double refinement, out Study study)
+        {
+            var options = MctsOptions.Hierarchical with { LeafRefinement = refinement, LeafRefinementAfter = 20, LeafRefinementScale = 0.05 };
+            study = new Study(space, new HierarchicalMctsSampler(options), seed: 3);
+            study.Optimize(Objective, 80);
+            var trials = study.Trials;
+            var distances = new List<double>();
+            foreach (var t in trials.Where(t => t.Values["f"] == 0))
+            {
+                var before = trials.Take(t.Number).Where(x => x.Values["f"] == 0).ToList();
+                if (before.Count < 25)
+                {
+                    continue;
+                }
+                var best = before.MinBy(x => x.Value!.Value)!;
+                var spread = 0.05 * Math.Sqrt(20.0 / before.Count) * 10;
+                distances.Add(Math.Abs(t.Float("x") - best.Float("x")) / spread);
+            }
+            return distances;
+        }
+        var refined = Distances(1, out var refinedStudy);
+        var plain = Distances(0, out _);
+        Assert.True(refined.Count >= 10, $"only {refined.Count} late trials in branch a");
+        Assert.True(refined.All(d => d < 5), $"a refined trial is {refined.Max():F1} spreads from the best");
+        Assert.True(Median(refined) < Median(plain) / 2, $"median distance in spreads: refined {Median(refined):F2}, TPE alone {Median(plain):F2}");
+        Assert.True(refinedStudy.Best!.Value < 0.05, $"best {refinedStudy.Best.Value}");
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted[sorted.Count / 2];
     }
 
     [Fact]

@@ -405,6 +405,10 @@ public sealed partial class StudyController : IAsyncDisposable
             var read = await log.ReadAtLeastAsync(bytes, bytes.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
             // Whole lines only, unless the job has ended (its last line may lack a newline).
             var end = ended && trial.LogOffset + read >= log.Length ? read : Array.LastIndexOf(bytes, (byte)'\n', read - 1) + 1;
+            if (end <= 0 && read == bytes.Length)
+            {
+                end = read; // 16 MiB without a newline (a progress bar redrawn with \r): no protocol line, skip it
+            }
             if (end <= 0)
             {
                 return false;
