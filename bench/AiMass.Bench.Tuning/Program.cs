@@ -1,5 +1,5 @@
 // Benchmark of the samplers against Optuna 3.1's TPE (Debian's python3-optuna), in the same run:
-//   dotnet AiMass.Bench.Tuning.dll [SEEDS=20] [BUDGET=200] [--no-peer] [--samplers a,b,...]
+//   dotnet AiMass.Bench.Tuning.dll [SEEDS=20] [BUDGET=200] [--no-peer] [--samplers a,b,...] [--functions a,b,...]
 // Functions: Branin (2-d), Hartmann-6, Levy-10, Rosenbrock-10, and a conditional one (a categorical switch selecting
 // one of three sub-functions with their own parameters; the branch with the best optimum, "b", looks worse at first).
 // For each: simple regret (best found minus the known optimum) at 50, 100 and 200 evaluations, median and
@@ -37,6 +37,11 @@ if (Array.IndexOf(args, "--samplers") is var at and >= 0 && at + 1 < args.Length
     var wanted = args[at + 1].Split(',');
     samplers = [.. samplers.Where(s => wanted.Contains(s.Name))];
 }
+if (Array.IndexOf(args, "--functions") is var fat and >= 0 && fat + 1 < args.Length)
+{
+    var wanted = args[fat + 1].Split(',');
+    functions = [.. functions.Where(f => wanted.Contains(f.Name))];
+}
 
 var regrets = new Dictionary<string, Dictionary<string, List<double[]>>>();
 foreach (var (name, space, f, optimum) in functions)
@@ -60,7 +65,7 @@ foreach (var (name, space, f, optimum) in functions)
 var overhead = new Dictionary<string, double>();
 foreach (var (sampler, make) in samplers)
 {
-    var study = new Study(functions[1].Space, make(), seed: 0);
+    var study = new Study(Functions.Box("x", 6, 0, 1), make(), seed: 0);
     study.Optimize(Functions.Hartmann6, 1000);
     var watch = Stopwatch.StartNew();
     study.Optimize(Functions.Hartmann6, 20);
@@ -85,7 +90,7 @@ async Task<string?> RunPeerAsync()
             return $"peer.py failed ({process.ExitCode}): {(await stderr).Trim().Split('\n').LastOrDefault()}";
         }
         using var json = JsonDocument.Parse(await stdout);
-        foreach (var function in json.RootElement.GetProperty("regrets").EnumerateObject())
+        foreach (var function in json.RootElement.GetProperty("regrets").EnumerateObject().Where(f => regrets.ContainsKey(f.Name)))
         {
             foreach (var sampler in function.Value.EnumerateObject())
             {
