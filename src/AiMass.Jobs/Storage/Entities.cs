@@ -129,7 +129,9 @@ internal sealed class TrialRow
     public int? RetryOf { get; set; }
     public string? Reason { get; set; }
     public string? Artifact { get; set; }
-    /// <summary>How far the job's log has been read (bytes), so a restarted control plane reads on from there.</summary>
+    /// <summary>The log being read (the job's latest attempt): a new attempt's log is read from its start.</summary>
+    public string? LogPath { get; set; }
+    /// <summary>How far that log has been read (bytes), so a restarted control plane reads on from there.</summary>
     public long LogOffset { get; set; }
     public long StartedAtMs { get; set; }
     public long? EndedAtMs { get; set; }

@@ -173,6 +173,7 @@ public sealed class JobsDbContext(DbContextOptions<JobsDbContext> options) : DbC
             e.Property(x => x.RetryOf).HasColumnName("retry_of");
             e.Property(x => x.Reason).HasColumnName("reason");
             e.Property(x => x.Artifact).HasColumnName("artifact");
+            e.Property(x => x.LogPath).HasColumnName("log_path");
             e.Property(x => x.LogOffset).HasColumnName("log_offset");
             e.Property(x => x.StartedAtMs).HasColumnName("started_at_ms");
             e.Property(x => x.EndedAtMs).HasColumnName("ended_at_ms");

@@ -393,6 +393,12 @@ public sealed partial class StudyController : IAsyncDisposable
         {
             return false;
         }
+        if (trial.LogPath != segments[^1].Path)
+        {
+            // A new attempt of the job (it was preempted or lost its node and started again): its own log, from the start.
+            trial.LogPath = segments[^1].Path;
+            trial.LogOffset = 0;
+        }
         string text;
         await using (var log = new FileStream(segments[^1].Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
         {

@@ -478,6 +478,10 @@ namespace AiMass.Jobs.Storage.Migrations
                         .HasColumnType("INTEGER")
                         .HasColumnName("log_offset");
 
+                    b.Property<string>("LogPath")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("log_path");
+
                     b.Property<int>("Number")
                         .HasColumnType("INTEGER")
                         .HasColumnName("number");

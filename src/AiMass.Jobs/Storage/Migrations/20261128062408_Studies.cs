@@ -45,6 +45,7 @@ namespace AiMass.Jobs.Storage.Migrations
                     retry_of = table.Column<int>(type: "INTEGER", nullable: true),
                     reason = table.Column<string>(type: "TEXT", nullable: true),
                     artifact = table.Column<string>(type: "TEXT", nullable: true),
+                    log_path = table.Column<string>(type: "TEXT", nullable: true),
                     log_offset = table.Column<long>(type: "INTEGER", nullable: false),
                     started_at_ms = table.Column<long>(type: "INTEGER", nullable: false),
                     ended_at_ms = table.Column<long>(type: "INTEGER", nullable: true),

@@ -10,7 +10,7 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace AiMass.Jobs.Storage.Migrations
 {
     [DbContext(typeof(JobsDbContext))]
-    [Migration("20261128044855_Studies")]
+    [Migration("20261128062408_Studies")]
     partial class Studies
     {
         /// <inheritdoc />
@@ -480,6 +480,10 @@ namespace AiMass.Jobs.Storage.Migrations
                     b.Property<long>("LogOffset")
                         .HasColumnType("INTEGER")
                         .HasColumnName("log_offset");
+
+                    b.Property<string>("LogPath")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("log_path");
 
                     b.Property<int>("Number")
                         .HasColumnType("INTEGER")
