@@ -17,3 +17,9 @@ for sampler in hmcts tpe random; do
   tail -n 3 "$data/$sampler.log"
 done
 /usr/bin/python3 "$root/bench/AiMass.Bench.Tuning/study-budget.py" "$server" fm-hmcts fm-tpe fm-random
+# Pruned trials' jobs may still be stopping (SIGTERM, then the kill grace): let them end before the server goes.
+for _ in $(seq 1 60); do
+  busy="$(curl -sf "$server/api/v1/jobs?state=stopping" | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')"
+  [[ "$busy" == 0 ]] && break
+  sleep 1
+done
