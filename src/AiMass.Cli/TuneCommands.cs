@@ -126,10 +126,8 @@ internal static class TuneCommands
 
     private static string Summary(StudyInfo s) =>
         $"study {s.Name} {s.State.ToString().ToLowerInvariant()}: {s.Complete} complete, {s.Pruned} pruned, {s.Failed} failed of {s.Started} trials"
-        + (s.Best is { } b ? $"\nbest: trial {b.Number}, {s.Metric} {Number(b.Value)} with {Params(b)}" : "\nno trial completed")
-        + (s.Message is null ? "" : s.Best is not null && s.Message.StartsWith("best trial", StringComparison.Ordinal)
-            ? (s.Message.IndexOf("; ", StringComparison.Ordinal) is var at and >= 0 ? "\n" + s.Message[(at + 2)..] : "")
-            : $"\n{s.Message}");
+        + (s.Best is { } b ? $"\nbest: trial {b.Number}, {s.Metric} {Number(b.Value)} with {Params(b)}" : "")
+        + (s.Message is null ? "" : $"\n{s.Message}");
 
     private static string TrialLine(TrialInfo t, string metric) => t.State switch
     {

@@ -298,19 +298,14 @@ public sealed class HierarchicalMctsSampler : ISampler
         var best = complete.MinBy(t => branch.Loss(t.Value!.Value))!;
         var spread = _options.LeafRefinementScale * Math.Sqrt(_options.LeafRefinementAfter / (double)complete.Count);
         var values = new Dictionary<string, double>(decided, StringComparer.Ordinal);
-        foreach (var p in branch.Space.Ordered)
+        // The categorical decisions are the branch's (decided); what is left active is numeric.
+        foreach (var p in branch.Space.Ordered.Where(p => !values.ContainsKey(p.Name) && branch.Space.Active(p, values)))
         {
-            if (values.ContainsKey(p.Name) || !branch.Space.Active(p, values))
-            {
-                continue;
-            }
             if (!best.Values.TryGetValue(p.Name, out var at))
             {
                 return null; // the best trial lacks a parameter this branch has: leave it to the inner sampler
             }
-            values[p.Name] = p.Kind == ParameterKind.Categorical
-                ? at
-                : p.Snap(p.FromUnit(Math.Clamp(p.ToUnit(at) + (spread * TpeSampler.Normal(random)), 0, 1)));
+            values[p.Name] = p.Snap(p.FromUnit(Math.Clamp(p.ToUnit(at) + (spread * TpeSampler.Normal(random)), 0, 1)));
         }
         return values;
     }

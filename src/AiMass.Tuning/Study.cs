@@ -210,7 +210,7 @@ public sealed class Study : IStudyView
         {
             throw new ArgumentException($"the stored configuration does not fit the space: {problem}", nameof(values));
         }
-        if (state == TrialState.Complete && value is not { } v || value is { } w && !double.IsFinite(w))
+        if ((state == TrialState.Complete && value is null) || (value is { } v && !double.IsFinite(v)))
         {
             throw new ArgumentException("a complete trial needs a finite value", nameof(value));
         }

@@ -52,6 +52,8 @@ public sealed partial class StudyController : IAsyncDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<long, Live> _live = [];
     private readonly ControlLoop _control;
+    // Parsed specs by study id: a stored study's request never changes.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, StudySpec> _specs = new();
 
     /// <summary>Creates the controller; call <see cref="StartAsync"/> after the job service has started.</summary>
     public StudyController(IDbContextFactory<JobsDbContext> db, JobController jobs, ModelRegistry registry, StudyOptions options, string dataDirectory, TimeProvider time, ILogger<StudyController> logger)
@@ -121,6 +123,7 @@ public sealed partial class StudyController : IAsyncDisposable
             };
             db.Studies.Add(row);
             await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+            _specs[row.Id] = spec;
             var live = new Live(row, spec, new Study(spec.Space, spec.CreateSampler(), spec.Direction, spec.Pruner.Create(), spec.Seed));
             _live[row.Id] = live;
             Log.Created(_logger, spec.Name, spec.Sampler, spec.Trials, spec.Parallel);
@@ -275,9 +278,15 @@ public sealed partial class StudyController : IAsyncDisposable
             db.Attach(trial);
             var now = _time.GetUtcNow();
             trial.HeartbeatMs = now.ToUnixTimeMilliseconds();
-            var pruned = report.Step is { } step
-                ? await IntermediateAsync(db, live, trial, step, report.Value, now, cancellationToken).ConfigureAwait(false)
-                : Final(trial, report.Value);
+            var pruned = false;
+            if (report.Step is { } step)
+            {
+                pruned = await IntermediateAsync(db, live, trial, step, report.Value, now, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                trial.Value = report.Value; // the final value (the last one wins); it counts when the trial's job ends well
+            }
             await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
             return new TrialReportResult(pruned, trial.State);
         }
@@ -434,7 +443,7 @@ public sealed partial class StudyController : IAsyncDisposable
                     }
                     break;
                 case TrialOutput.Objective(var value):
-                    Final(trial, value);
+                    trial.Value = value; // the last one wins; it counts when the job ends well
                     break;
                 case TrialOutput.Artifact(var path):
                     trial.Artifact = path;
@@ -466,13 +475,6 @@ public sealed partial class StudyController : IAsyncDisposable
         trial.EndedAtMs = now.ToUnixTimeMilliseconds();
         Log.TrialEnded(_logger, live.Spec.Name, trial.Number, Pruned, value);
         return true;
-    }
-
-    /// <summary>Keeps a final value (the last one wins); it counts when the trial's job ends well.</summary>
-    private static bool Final(TrialRow trial, double value)
-    {
-        trial.Value = value;
-        return false;
     }
 
     private void Fail(Live live, TrialRow trial, string reason, DateTimeOffset now)
@@ -644,13 +646,12 @@ public sealed partial class StudyController : IAsyncDisposable
         live.Row.State = stopping ? nameof(StudyState.Stopped) : nameof(StudyState.Completed);
         live.Row.EndedAtMs = now.ToUnixTimeMilliseconds();
         var best = live.Study.Best;
+        // The best trial is in the study's info; the message says what is not: no result, or what became of its model.
         live.Row.Message = best is null ? "no trial completed"
-            : string.Create(CultureInfo.InvariantCulture, $"best trial {best.Number}: {live.Spec.Metric} {best.Value:G6}");
-        if (best is not null && live.Spec.Register is { } register)
-        {
-            live.Row.Message += "; " + await RegisterBestAsync(live, live.Rows[best.Number], register, cancellationToken).ConfigureAwait(false);
-        }
-        Log.Finished(_logger, live.Spec.Name, live.Row.State, live.Row.Message);
+            : live.Spec.Register is { } register ? await RegisterBestAsync(live, live.Rows[best.Number], register, cancellationToken).ConfigureAwait(false)
+            : null;
+        Log.Finished(_logger, live.Spec.Name, live.Row.State,
+            best is null ? live.Row.Message : string.Create(CultureInfo.InvariantCulture, $"best trial {best.Number}, {live.Spec.Metric} {best.Value:G6}") + (live.Row.Message is { } m ? "; " + m : ""));
     }
 
     private async Task<string> RegisterBestAsync(Live live, TrialRow best, StudyRegisterSpec register, CancellationToken cancellationToken)
@@ -729,10 +730,12 @@ public sealed partial class StudyController : IAsyncDisposable
         };
     }
 
-    private static StudySpec SpecOf(StudyRow row) => Parse(JsonSerializer.Deserialize<CreateStudyRequest>(row.RequestJson, AiMassJson.Options)!);
+    /// <summary>A stored study's spec, parsed once per study (a training objective's check alone reads its spec four times).</summary>
+    private StudySpec SpecOf(StudyRow row) =>
+        _specs.GetOrAdd(row.Id, _ => Parse(JsonSerializer.Deserialize<CreateStudyRequest>(row.RequestJson, AiMassJson.Options)!));
 
     /// <summary>A study rebuilt from the store: its trials restored in order into a new <see cref="Study"/>, so its sampler continues.</summary>
-    private static async Task<Live> LoadAsync(JobsDbContext db, StudyRow row, CancellationToken cancellationToken)
+    private async Task<Live> LoadAsync(JobsDbContext db, StudyRow row, CancellationToken cancellationToken)
     {
         var spec = SpecOf(row);
         var trials = await db.Trials.Where(t => t.StudyId == row.Id).OrderBy(t => t.Number).ToListAsync(cancellationToken).ConfigureAwait(false);
@@ -773,7 +776,7 @@ public sealed partial class StudyController : IAsyncDisposable
         return row ?? throw JobsException.NotFound($"study '{study}' does not exist");
     }
 
-    private static async Task<StudyInfo> InfoAsync(JobsDbContext db, StudyRow row, CancellationToken cancellationToken)
+    private async Task<StudyInfo> InfoAsync(JobsDbContext db, StudyRow row, CancellationToken cancellationToken)
     {
         var spec = SpecOf(row);
         var trials = await db.Trials.AsNoTracking().Where(t => t.StudyId == row.Id).ToListAsync(cancellationToken).ConfigureAwait(false);
