@@ -95,8 +95,8 @@ public sealed class SuccessiveHalvingPruner : IPruner
         ArgumentNullException.ThrowIfNull(study);
         ArgumentNullException.ThrowIfNull(trial);
         var step = reportedStep;
-        // Only a step that is exactly a rung decides; a trial whose steps skip a rung is judged at the rung's step by
-        // its latest value at or before it.
+        // Only a step that is exactly a rung decides; a trial whose steps skip a rung is judged at the rung by its latest
+        // value at or before it (or, when it reported nothing that early, by its first value after it).
         for (var rung = 0; RungStep(rung) <= step && (MaxResource is not { } max || RungStep(rung) < max); rung++)
         {
             var at = RungStep(rung);
@@ -106,7 +106,7 @@ public sealed class SuccessiveHalvingPruner : IPruner
             }
             var mine = study.Loss(ValueAt(trial, at)!.Value);
             var competing = study.Trials
-                .Where(t => _member(t) && (t.Number == trial.Number || ValueAt(t, at) is not null && t.Intermediate.Keys.Max() >= at))
+                .Where(t => _member(t) && (t.Number == trial.Number || t.Intermediate.Count > 0 && t.Intermediate.Keys.Max() >= at))
                 .Select(t => t.Number == trial.Number ? mine : study.Loss(ValueAt(t, at)!.Value))
                 .Order().ToList();
             var promotable = Math.Max(0, (competing.Count / ReductionFactor) - 1);
@@ -118,7 +118,7 @@ public sealed class SuccessiveHalvingPruner : IPruner
         return false;
     }
 
-    /// <summary>A trial's latest value at or before a step.</summary>
+    /// <summary>A trial's value at a rung's step: its latest at or before it, else its first after it (null: none).</summary>
     private static double? ValueAt(Trial trial, long step)
     {
         double? value = null;
@@ -126,7 +126,7 @@ public sealed class SuccessiveHalvingPruner : IPruner
         {
             if (s > step)
             {
-                break;
+                return value ?? v;
             }
             value = v;
         }

@@ -44,13 +44,13 @@ public sealed class TuneCommandTests : IAsyncLifetime
         var model = _work.Combine("model.onnx");
         await File.WriteAllBytesAsync(model, OnnxModels.Linear());
         var spec = _work.Combine("quadratic.yaml");
-        // (x - 0.3)^2 on a grid of x; each trial copies a model into its directory, to be registered if it is best.
+        // (x - 0.3)^2 on a grid of x (no trials: the default of 100 is capped at the grid's 11 points); each trial copies
+        // a model into its directory, to be registered if it is best.
         await File.WriteAllTextAsync(spec, $$$"""
             name: quadratic
             space:
               x: {type: float, low: 0, high: 1, step: 0.1}
             sampler: grid
-            trials: 11
             parallel: 3
             objective:
               command: cp {{{model}}} "$AIMASS_TRIAL_DIR/model.onnx"; echo "objective=$(awk 'BEGIN { printf "%.6f", ({{x}} - 0.3) ^ 2 }')"

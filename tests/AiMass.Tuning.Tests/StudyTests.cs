@@ -122,6 +122,34 @@ public sealed class StudyTests
     }
 
     [Fact]
+    public void Asha_TrialsWhoseFirstReportIsPastTheFirstRungs_AreJudgedThereByThatValue()
+    {
+        // Rungs at 1, 3, 9, 27; trials evaluate every 10 steps (a training run evaluating every N steps with the
+        // default min_resource of 1): the first report (step 10) decides rungs 1, 3 and 9 by its value.
+        var study = new Study(OneFloat(), new RandomSampler(), pruner: new SuccessiveHalvingPruner(minResource: 1, reductionFactor: 3), seed: 1);
+        var stopped = new List<int>();
+        foreach (var final in new double[] { 1, 2, 3, 4, 0.5 })
+        {
+            var t = study.Ask();
+            for (long step = 10; step <= 40; step += 10)
+            {
+                if (study.Report(t, step, final))
+                {
+                    stopped.Add(t.Number);
+                    break;
+                }
+            }
+            if (t.State == TrialState.Running)
+            {
+                study.Tell(t, final);
+            }
+        }
+        Assert.DoesNotContain(0, stopped); // alone at its rungs
+        Assert.Contains(1, stopped); // worse than trial 0 where only the best of two goes on
+        Assert.DoesNotContain(4, stopped); // the best
+    }
+
+    [Fact]
     public void Asha_WithAMaximumResource_JudgesNoRungAtOrAboveIt()
     {
         // Rungs at 1 and 3 only (9 is the maximum): a trial that passed them is never cut at 9 or 27.

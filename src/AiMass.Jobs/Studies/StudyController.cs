@@ -720,7 +720,7 @@ public sealed partial class StudyController : IAsyncDisposable
         {
             throw JobsException.Invalid("name", $"'{name}' is not a valid study name: letters, digits, '.', '_' and '-', at most 128, starting with a letter or digit");
         }
-        return spec with
+        spec = spec with
         {
             Name = request.Name ?? spec.Name,
             Sampler = request.Sampler ?? spec.Sampler,
@@ -728,6 +728,19 @@ public sealed partial class StudyController : IAsyncDisposable
             Parallel = request.Parallel ?? spec.Parallel,
             Seed = request.Seed ?? spec.Seed,
         };
+        if (spec.Sampler == "grid")
+        {
+            // A grid is tried once: the budget is the grid when that is smaller.
+            try
+            {
+                return spec with { Trials = Math.Min(spec.Trials, new GridSampler().Size(spec.Space)) };
+            }
+            catch (InvalidOperationException e)
+            {
+                throw JobsException.Invalid("sampler", e.Message);
+            }
+        }
+        return spec;
     }
 
     /// <summary>A stored study's spec, parsed once per study (a training objective's check alone reads its spec four times).</summary>
