@@ -129,7 +129,7 @@ public sealed partial class LocalExecutor : IExecutor
             var code = child.ExitCode;
             child.Dispose();
             // The wrapper is gone (its command ended, or it was killed): nothing of the task may outlive it.
-            ProcessTree.KillGroup(task.Pid);
+            ProcessTree.KillGroup(task.Pid, task.ProcessStart);
             return fromFile ?? (code > 128 ? TaskExit.FromCode(code) : TaskExit.Lost($"the task's shell ended with {code} before recording the command's status"));
         }
         // Not our child (started before a restart): watch the process id until it is gone.
@@ -148,11 +148,15 @@ public sealed partial class LocalExecutor : IExecutor
     public TaskExit? Probe(TaskHandle task)
     {
         ArgumentNullException.ThrowIfNull(task);
+        if (!task.IsLaunched)
+        {
+            return TaskExit.Lost("its launch was not completed");
+        }
         if (ProcessTree.IsAlive(task.Pid, task.ProcessStart))
         {
             return null;
         }
-        ProcessTree.KillGroup(task.Pid);
+        ProcessTree.KillGroup(task.Pid, task.ProcessStart);
         return ExitFile.Read(task.ExitPath) ?? TaskExit.Lost("the process ended without recording an exit status (killed with its wrapper, or the machine restarted)");
     }
 
@@ -160,7 +164,7 @@ public sealed partial class LocalExecutor : IExecutor
     public void Terminate(TaskHandle task, bool kill)
     {
         ArgumentNullException.ThrowIfNull(task);
-        if (!ProcessTree.IsAlive(task.Pid, task.ProcessStart))
+        if (!task.IsLaunched || !ProcessTree.IsAlive(task.Pid, task.ProcessStart))
         {
             return;
         }
@@ -235,6 +239,7 @@ internal static partial class ProcessTree
     /// </summary>
     public static void Signal(int pid, int signal)
     {
+        RequireTaskPid(pid);
         var targets = Descendants(pid);
         _ = Kill(-pid, signal);
         foreach (var p in targets)
@@ -244,10 +249,32 @@ internal static partial class ProcessTree
     }
 
     /// <summary>
-    /// Kills what is left of the process group <paramref name="pgid"/> after its leader ended. Linux does not give a
-    /// process id to a new process while a group still carries it, so this cannot hit an unrelated process.
+    /// Kills what is left of the process group <paramref name="pgid"/> after its leader (which started at
+    /// <paramref name="start"/>) ended. Linux does not give a process id to a new process while a group still carries
+    /// it, so while the group has members no unrelated process can hold the id; once a process with another start time
+    /// holds it, the group was empty before that process started and nothing is left to kill.
     /// </summary>
-    public static void KillGroup(int pgid) => _ = Kill(-pgid, SigKill);
+    public static void KillGroup(int pgid, long start)
+    {
+        RequireTaskPid(pgid);
+        if (StartTime(pgid) is { } now && start != 0 && now != start)
+        {
+            return; // the id was given to another process: the task's group is long gone
+        }
+        _ = Kill(-pgid, SigKill);
+    }
+
+    /// <summary>
+    /// A task's process id is never 0 or 1: kill(2) reads 0 as "the caller's own process group" and -1 as "every
+    /// process", so a missing id must never reach it.
+    /// </summary>
+    private static void RequireTaskPid(int pid)
+    {
+        if (pid <= 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(pid), pid, "a task's process id must be greater than 1");
+        }
+    }
 
     /// <summary>The process and all its descendants, found by their parent ids.</summary>
     public static IReadOnlyList<int> Descendants(int root)

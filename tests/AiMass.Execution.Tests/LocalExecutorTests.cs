@@ -100,6 +100,38 @@ public sealed class LocalExecutorTests : IDisposable
     }
 
     [Fact]
+    public void AHandleWhoseLaunchWasNotRecorded_IsLost_AndSignalsNothing()
+    {
+        // A control plane killed between recording a task and recording its process id leaves pid 0. kill(2) reads 0
+        // as the caller's own process group: probing or stopping such a handle must not reach kill(2) at all.
+        var handle = new TaskHandle(1, 0, 1, "local", 0, 0, Path.Combine(_dir, "x.log"), Path.Combine(_dir, "x.log.exit"));
+        Assert.Equal(TaskEnd.Lost, _executor.Probe(handle)!.End);
+        _executor.Terminate(handle, kill: true);
+        Assert.Null(_executor.Usage(handle));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ProcessTree.KillGroup(0, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ProcessTree.Signal(1, ProcessTree.SigTerm));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ProcessTree.KillGroup(-1, 0));
+    }
+
+    [Fact]
+    public async Task Probe_AReusedPidLeadingAnotherGroup_LeavesThatGroupAlone()
+    {
+        // The task's pid now belongs to another task's process group leader: probing the old task must not kill it.
+        var other = await _executor.StartAsync(Launch("sleep 30", task: 1), default);
+        try
+        {
+            var stale = other with { TaskIndex = 0, ProcessStart = other.ProcessStart + 1 };
+            Assert.Equal(TaskEnd.Lost, _executor.Probe(stale)!.End);
+            Assert.Null(_executor.Probe(other));
+        }
+        finally
+        {
+            _executor.Terminate(other, kill: true);
+        }
+        Assert.Equal(137, (await WaitAsync(_executor, other)).ExitCode); // killed by our SIGKILL, not by the probe
+    }
+
+    [Fact]
     public void LocalMachine_ReportsThisMachine()
     {
         var machine = LocalMachine.Describe();
