@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
+using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
@@ -89,7 +90,11 @@ public static class OipCodec
     /// <summary>The HTTP header that gives the JSON part's length when binary tensors follow it.</summary>
     public const string HeaderLengthHeader = "Inference-Header-Content-Length";
 
-    /// <summary>Parses a request body; <paramref name="headerLength"/> is the JSON part's length when binary data follows.</summary>
+    /// <summary>
+    /// Parses a request body; <paramref name="headerLength"/> is the JSON part's length when binary data follows.
+    /// The JSON is read in one pass without building a document: an input's <c>data</c> that comes after its name,
+    /// datatype and shape (the order every client library writes) goes straight into the tensor's array.
+    /// </summary>
     public static InferenceRequest ReadRequest(ReadOnlyMemory<byte> body, int? headerLength = null)
     {
         if (headerLength is { } h && (h < 0 || h > body.Length))
@@ -98,52 +103,96 @@ public static class OipCodec
         }
         var json = body[..(headerLength ?? body.Length)];
         var binary = body[(headerLength ?? body.Length)..];
-        using (var doc = ParseObject(json, "\"inputs\""))
+        try
         {
-            var root = doc.RootElement;
-            var id = root.TryGetProperty("id", out var idElement) ? idElement.ValueKind == JsonValueKind.String ? idElement.GetString() : idElement.GetRawText() : null;
-            var parameters = root.TryGetProperty("parameters", out var p) && p.ValueKind == JsonValueKind.Object ? p : default;
-            if (!root.TryGetProperty("inputs", out var inputsElement) || inputsElement.ValueKind != JsonValueKind.Array || inputsElement.GetArrayLength() == 0)
+            return ReadJson(json.Span, binary);
+        }
+        catch (JsonException e)
+        {
+            throw new InferenceException($"the request is not valid JSON: {e.Message}", e);
+        }
+    }
+
+    private static InferenceRequest ReadJson(ReadOnlySpan<byte> json, ReadOnlyMemory<byte> binary)
+    {
+        var reader = new Utf8JsonReader(json);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new InferenceException("the request must be a JSON object with \"inputs\"");
+        }
+        string? id = null;
+        JsonElement parameters = default;
+        List<InferTensor>? inputs = null;
+        var outputs = new List<RequestedOutput>();
+        var offset = 0;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var property = PropertyName(ref reader);
+            reader.Read();
+            if (property.SequenceEqual("inputs"u8) && reader.TokenType == JsonTokenType.StartArray)
             {
-                throw new InferenceException("the request needs \"inputs\": a non-empty list of tensors");
-            }
-            var offset = 0;
-            var inputs = new List<InferTensor>();
-            foreach (var input in inputsElement.EnumerateArray())
-            {
-                inputs.Add(ReadInput(input, binary, ref offset));
-            }
-            if (offset != binary.Length)
-            {
-                throw new InferenceException($"the binary section has {binary.Length} bytes but the inputs' binary_data_size add up to {offset}");
-            }
-            var names = inputs.GroupBy(i => i.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
-            if (names is not null)
-            {
-                throw new InferenceException($"input '{names.Key}' is given more than once");
-            }
-            var outputs = new List<RequestedOutput>();
-            if (root.TryGetProperty("outputs", out var outputsElement) && outputsElement.ValueKind == JsonValueKind.Array)
-            {
-                foreach (var output in outputsElement.EnumerateArray())
+                inputs = [];
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                 {
-                    var name = output.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : throw new InferenceException("every requested output needs a \"name\"");
-                    var wantsBinary = output.TryGetProperty("parameters", out var op) && op.ValueKind == JsonValueKind.Object
-                        && op.TryGetProperty("binary_data", out var b) && b.ValueKind == JsonValueKind.True;
-                    outputs.Add(new RequestedOutput(name, wantsBinary));
+                    inputs.Add(ReadInput(ref reader, binary, ref offset));
                 }
             }
-            return new InferenceRequest
+            else if (property.SequenceEqual("id"u8))
             {
-                Id = id,
-                Inputs = inputs,
-                Outputs = outputs,
-                BinaryOutputs = parameters.ValueKind == JsonValueKind.Object && parameters.TryGetProperty("binary_data_output", out var bo) && bo.ValueKind == JsonValueKind.True,
-                Priority = parameters.ValueKind == JsonValueKind.Object && parameters.TryGetProperty("priority", out var pr) && pr.TryGetInt32(out var prio) ? prio : 0,
-                Timeout = parameters.ValueKind == JsonValueKind.Object && parameters.TryGetProperty("timeout", out var to) && to.TryGetInt64(out var us) && us > 0
-                    ? TimeSpan.FromMicroseconds(us) : null,
-            };
+                id = reader.TokenType == JsonTokenType.String ? reader.GetString() : JsonElement.ParseValue(ref reader).GetRawText();
+            }
+            else if (property.SequenceEqual("parameters"u8))
+            {
+                parameters = JsonElement.ParseValue(ref reader);
+            }
+            else if (property.SequenceEqual("outputs"u8) && reader.TokenType == JsonTokenType.StartArray)
+            {
+                outputs = ReadOutputs(JsonElement.ParseValue(ref reader));
+            }
+            else
+            {
+                reader.Skip();
+            }
         }
+        reader.Read(); // throws on anything after the object
+        if (inputs is null || inputs.Count == 0)
+        {
+            throw new InferenceException("the request needs \"inputs\": a non-empty list of tensors");
+        }
+        if (offset != binary.Length)
+        {
+            throw new InferenceException($"the binary section has {binary.Length} bytes but the inputs' binary_data_size add up to {offset}");
+        }
+        var names = inputs.GroupBy(i => i.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (names is not null)
+        {
+            throw new InferenceException($"input '{names.Key}' is given more than once");
+        }
+        var hasParameters = parameters.ValueKind == JsonValueKind.Object;
+        return new InferenceRequest
+        {
+            Id = id,
+            Inputs = inputs,
+            Outputs = outputs,
+            BinaryOutputs = hasParameters && parameters.TryGetProperty("binary_data_output", out var bo) && bo.ValueKind == JsonValueKind.True,
+            Priority = hasParameters && parameters.TryGetProperty("priority", out var pr) && pr.TryGetInt32(out var prio) ? prio : 0,
+            Timeout = hasParameters && parameters.TryGetProperty("timeout", out var to) && to.TryGetInt64(out var us) && us > 0
+                ? TimeSpan.FromMicroseconds(us) : null,
+        };
+    }
+
+    private static List<RequestedOutput> ReadOutputs(JsonElement outputsElement)
+    {
+        var outputs = new List<RequestedOutput>();
+        foreach (var output in outputsElement.EnumerateArray())
+        {
+            var name = output.ValueKind == JsonValueKind.Object && output.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String
+                ? n.GetString()! : throw new InferenceException("every requested output needs a \"name\"");
+            var wantsBinary = output.TryGetProperty("parameters", out var op) && op.ValueKind == JsonValueKind.Object
+                && op.TryGetProperty("binary_data", out var b) && b.ValueKind == JsonValueKind.True;
+            outputs.Add(new RequestedOutput(name, wantsBinary));
+        }
+        return outputs;
     }
 
     /// <summary>Parses a request body that must be a JSON object; the error names <paramref name="expected"/>, the fields it needs.</summary>
@@ -166,37 +215,83 @@ public static class OipCodec
         return doc;
     }
 
-    private static InferTensor ReadInput(JsonElement input, ReadOnlyMemory<byte> binary, ref int offset)
+    /// <summary>Reads one input object; the reader is on its first token and is left on its last.</summary>
+    private static InferTensor ReadInput(ref Utf8JsonReader reader, ReadOnlyMemory<byte> binary, ref int offset)
     {
-        if (input.ValueKind != JsonValueKind.Object)
+        if (reader.TokenType != JsonTokenType.StartObject)
         {
             throw new InferenceException("every input must be an object with name, shape, datatype and data");
         }
-        var name = input.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : throw new InferenceException("an input has no \"name\"");
-        if (!input.TryGetProperty("datatype", out var dt) || !InferDataTypes.TryParse(dt.GetString(), out var type))
+        string? name = null;
+        string? datatype = null;
+        JsonElement shapeElement = default;
+        JsonElement parameters = default;
+        JsonElement data = default;
+        Array? read = null; // data read in place, once name, datatype and shape were known
+        (InferDataType Type, long[] Shape) readAs = default;
+        long[]? shape = null;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var property = PropertyName(ref reader);
+            reader.Read();
+            if (property.SequenceEqual("name"u8))
+            {
+                name = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                reader.Skip();
+            }
+            else if (property.SequenceEqual("datatype"u8))
+            {
+                datatype = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                reader.Skip();
+            }
+            else if (property.SequenceEqual("shape"u8))
+            {
+                shapeElement = JsonElement.ParseValue(ref reader);
+                shape = null;
+            }
+            else if (property.SequenceEqual("parameters"u8))
+            {
+                parameters = JsonElement.ParseValue(ref reader);
+            }
+            else if (property.SequenceEqual("data"u8))
+            {
+                if (name is not null && InferDataTypes.TryParse(datatype, out var knownType) && (shape ??= TryShape(shapeElement)) is { } known
+                    && InferTensor.ElementCount(known) is var knownCount and <= int.MaxValue)
+                {
+                    read = ReadData(ref reader, name, knownType, known, (int)knownCount);
+                    readAs = (knownType, known);
+                    data = default;
+                }
+                else
+                {
+                    data = JsonElement.ParseValue(ref reader);
+                    read = null;
+                }
+            }
+            else
+            {
+                reader.Skip();
+            }
+        }
+        if (name is null)
+        {
+            throw new InferenceException("an input has no \"name\"");
+        }
+        if (!InferDataTypes.TryParse(datatype, out var type))
         {
             throw new InferenceException($"input '{name}': \"datatype\" must be one of {InferDataTypes.AllNames}");
         }
-        if (!input.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
+        if (shapeElement.ValueKind != JsonValueKind.Array)
         {
             throw new InferenceException($"input '{name}': \"shape\" must be a list of dimensions");
         }
-        var shape = new long[shapeElement.GetArrayLength()];
-        var k = 0;
-        foreach (var d in shapeElement.EnumerateArray())
-        {
-            if (!d.TryGetInt64(out shape[k]) || shape[k] < 0)
-            {
-                throw new InferenceException($"input '{name}': shape {shapeElement.GetRawText()} must hold non-negative whole numbers");
-            }
-            k++;
-        }
+        shape = TryShape(shapeElement) ?? throw new InferenceException($"input '{name}': shape {shapeElement.GetRawText()} must hold non-negative whole numbers");
         var count = InferTensor.ElementCount(shape);
         if (count > int.MaxValue)
         {
             throw new InferenceException($"input '{name}': shape {shapeElement.GetRawText()} is too large");
         }
-        if (input.TryGetProperty("parameters", out var p) && p.ValueKind == JsonValueKind.Object && p.TryGetProperty("binary_data_size", out var sizeElement))
+        if (parameters.ValueKind == JsonValueKind.Object && parameters.TryGetProperty("binary_data_size", out var sizeElement))
         {
             if (!sizeElement.TryGetInt32(out var size) || size < 0 || offset + size > binary.Length)
             {
@@ -206,12 +301,20 @@ public static class OipCodec
             offset += size;
             return tensor;
         }
-        if (!input.TryGetProperty("data", out var data))
+        if (read is not null)
+        {
+            if (readAs.Type != type || !readAs.Shape.AsSpan().SequenceEqual(shape))
+            {
+                throw new InferenceException($"input '{name}' gives its datatype or shape twice, differently");
+            }
+            return new InferTensor(name, type, shape, read);
+        }
+        if (data.ValueKind == JsonValueKind.Undefined)
         {
             throw new InferenceException($"input '{name}' has no \"data\" (nor binary_data_size)");
         }
         var values = new List<JsonElement>((int)Math.Min(count, 1 << 20));
-        Flatten(data, values, name);
+        Flatten(data, values);
         if (values.Count != count)
         {
             throw new InferenceException($"input '{name}': shape [{string.Join(", ", shape)}] needs {count} values, got {values.Count}");
@@ -219,13 +322,78 @@ public static class OipCodec
         return new InferTensor(name, type, shape, FromJson(name, type, values));
     }
 
-    private static void Flatten(JsonElement element, List<JsonElement> values, string name)
+    /// <summary>The UTF-8 name of the property the reader is on, unescaped.</summary>
+    private static ReadOnlySpan<byte> PropertyName(ref Utf8JsonReader reader) =>
+        reader.ValueIsEscaped ? Encoding.UTF8.GetBytes(reader.GetString()!) : reader.ValueSpan;
+
+    /// <summary>The dimensions of a shape, or null when it is not a list of non-negative whole numbers.</summary>
+    private static long[]? TryShape(JsonElement element)
+    {
+        if (element.ValueKind != JsonValueKind.Array)
+        {
+            return null;
+        }
+        var shape = new long[element.GetArrayLength()];
+        var k = 0;
+        foreach (var d in element.EnumerateArray())
+        {
+            if (!d.TryGetInt64(out shape[k]) || shape[k] < 0)
+            {
+                return null;
+            }
+            k++;
+        }
+        return shape;
+    }
+
+    /// <summary>
+    /// Reads an input's data (a value or nested lists, flattened in order) from the reader straight into the array of
+    /// <paramref name="type"/>; the reader is on the data's first token and is left on its last.
+    /// </summary>
+    private static Array ReadData(ref Utf8JsonReader reader, string name, InferDataType type, long[] shape, int count)
+    {
+        var array = InferDataTypes.NewArray(type, count);
+        var n = 0;
+        var depth = 0;
+        do
+        {
+            switch (reader.TokenType)
+            {
+                case JsonTokenType.StartArray:
+                    depth++;
+                    break;
+                case JsonTokenType.EndArray:
+                    depth--;
+                    break;
+                case JsonTokenType.StartObject:
+                    throw NotA(name, type, n, "{...}");
+                default:
+                    if (n < count && !(reader.TokenType == JsonTokenType.String
+                        ? type == InferDataType.Bytes && Set(array, n, reader.GetString()!)
+                        : TryConvert(type, reader.TokenType, reader.ValueSpan, array, n)))
+                    {
+                        var raw = Encoding.UTF8.GetString(reader.ValueSpan);
+                        throw NotA(name, type, n, reader.TokenType == JsonTokenType.String ? $"\"{raw}\"" : raw);
+                    }
+                    n++;
+                    break;
+            }
+        }
+        while (depth > 0 && reader.Read());
+        if (n != count)
+        {
+            throw new InferenceException($"input '{name}': shape [{string.Join(", ", shape)}] needs {count} values, got {n}");
+        }
+        return array;
+    }
+
+    private static void Flatten(JsonElement element, List<JsonElement> values)
     {
         if (element.ValueKind == JsonValueKind.Array)
         {
             foreach (var item in element.EnumerateArray())
             {
-                Flatten(item, values, name);
+                Flatten(item, values);
             }
             return;
         }
@@ -239,30 +407,67 @@ public static class OipCodec
         for (var i = 0; i < values.Count; i++)
         {
             var v = values[i];
-            var numeric = v.ValueKind == JsonValueKind.Number;
-            var ok = type switch
+            var ok = v.ValueKind switch
             {
-                InferDataType.Bool => v.ValueKind is JsonValueKind.True or JsonValueKind.False && Set(array, i, v.GetBoolean()),
-                InferDataType.Uint8 => numeric && v.TryGetByte(out var u8) && Set(array, i, u8),
-                InferDataType.Uint16 => numeric && v.TryGetUInt16(out var u16) && Set(array, i, u16),
-                InferDataType.Uint32 => numeric && v.TryGetUInt32(out var u32) && Set(array, i, u32),
-                InferDataType.Uint64 => numeric && v.TryGetUInt64(out var u64) && Set(array, i, u64),
-                InferDataType.Int8 => numeric && v.TryGetSByte(out var i8) && Set(array, i, i8),
-                InferDataType.Int16 => numeric && v.TryGetInt16(out var i16) && Set(array, i, i16),
-                InferDataType.Int32 => numeric && v.TryGetInt32(out var i32) && Set(array, i, i32),
-                InferDataType.Int64 => numeric && v.TryGetInt64(out var i64) && Set(array, i, i64),
-                InferDataType.Fp16 => numeric && v.TryGetDouble(out var h) && Set(array, i, (Half)h),
-                InferDataType.Fp32 => numeric && v.TryGetSingle(out var f) && Set(array, i, f),
-                InferDataType.Fp64 => numeric && v.TryGetDouble(out var d) && Set(array, i, d),
-                _ => v.ValueKind == JsonValueKind.String && Set(array, i, v.GetString()!),
+                JsonValueKind.String => type == InferDataType.Bytes && Set(array, i, v.GetString()!),
+                JsonValueKind.Number => TryConvert(type, JsonTokenType.Number, JsonMarshal.GetRawUtf8Value(v), array, i),
+                JsonValueKind.True => TryConvert(type, JsonTokenType.True, default, array, i),
+                JsonValueKind.False => TryConvert(type, JsonTokenType.False, default, array, i),
+                _ => false,
             };
             if (!ok)
             {
                 var raw = v.GetRawText();
-                throw new InferenceException($"input '{name}': value {i} ({(raw.Length > 40 ? raw[..40] + "..." : raw)}) is not a valid {InferDataTypes.Name(type)}");
+                throw NotA(name, type, i, raw.Length > 40 ? raw[..40] + "..." : raw);
             }
         }
         return array;
+    }
+
+    private static InferenceException NotA(string name, InferDataType type, int index, string raw) =>
+        new($"input '{name}': value {index} ({(raw.Length > 40 ? raw[..40] + "..." : raw)}) is not a valid {InferDataTypes.Name(type)}");
+
+    /// <summary>
+    /// Stores a JSON number or boolean (<paramref name="token"/>, its text <paramref name="raw"/>) at
+    /// <paramref name="index"/> of an array of <paramref name="type"/>; false when it is not a value of that type
+    /// (a fraction for an integer type, out of range, not finite, a boolean for a number or the reverse).
+    /// </summary>
+    private static bool TryConvert(InferDataType type, JsonTokenType token, ReadOnlySpan<byte> raw, Array array, int index)
+    {
+        if (token != JsonTokenType.Number)
+        {
+            return type == InferDataType.Bool && token is JsonTokenType.True or JsonTokenType.False && Set(array, index, token == JsonTokenType.True);
+        }
+        return type switch
+        {
+            InferDataType.Fp32 => Utf8Float.TryParse(raw, out float f) && float.IsFinite(f) && Set(array, index, f),
+            InferDataType.Fp64 => Utf8Float.TryParse(raw, out double d) && double.IsFinite(d) && Set(array, index, d),
+            InferDataType.Fp16 => Utf8Float.TryParse(raw, out double h) && double.IsFinite(h) && Set(array, index, (Half)h),
+            InferDataType.Uint8 => Whole(raw, out byte u8) && Set(array, index, u8),
+            InferDataType.Uint16 => Whole(raw, out ushort u16) && Set(array, index, u16),
+            InferDataType.Uint32 => Whole(raw, out uint u32) && Set(array, index, u32),
+            InferDataType.Uint64 => Whole(raw, out ulong u64) && Set(array, index, u64),
+            InferDataType.Int8 => Whole(raw, out sbyte i8) && Set(array, index, i8),
+            InferDataType.Int16 => Whole(raw, out short i16) && Set(array, index, i16),
+            InferDataType.Int32 => Whole(raw, out int i32) && Set(array, index, i32),
+            InferDataType.Int64 => Whole(raw, out long i64) && Set(array, index, i64),
+            _ => false,
+        };
+    }
+
+    /// <summary>A whole JSON number of an integer type, as <c>Utf8JsonReader.TryGetInt32</c> and the others read it.</summary>
+    private static bool Whole<T>(ReadOnlySpan<byte> raw, out T value)
+        where T : struct, IBinaryInteger<T>
+    {
+        foreach (var b in raw)
+        {
+            if (b is (byte)'.' or (byte)'e' or (byte)'E')
+            {
+                value = default;
+                return false;
+            }
+        }
+        return T.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value);
     }
 
     private static bool Set<T>(Array array, int index, T value)

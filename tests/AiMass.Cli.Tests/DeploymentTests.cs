@@ -276,6 +276,7 @@ public sealed class DeploymentTests : IAsyncLifetime
         // Rolling update to version 2 under the same load.
         var rollout = await Run("deployments", "rollout", "steady", "lin@2", "--wait");
         Assert.True(rollout.ExitCode == 0, rollout.ToString());
+        Assert.Contains("progressing", rollout.Stderr, StringComparison.Ordinal); // it waited for the rollover, not for the state before it
         var after = served;
         await Poll.UntilAsync(() => Task.FromResult(Volatile.Read(ref served) > after + 50), TimeSpan.FromSeconds(30), "requests after the rollout");
         await stop.CancelAsync();

@@ -66,6 +66,44 @@ public sealed class ServingTests
         Assert.Equal(new byte[] { 1, 0, 0, 0, 255, 255, 255, 255, 2, 0, 0, 0, (byte)'a', (byte)'b' }, bytes[header.Value..]);
     }
 
+    [Fact]
+    public void Data_ReadInPlace_AndData_ThatComesBeforeItsDatatype_GiveTheSameTensors()
+    {
+        // Clients write name, shape, datatype, data (read straight into the array); any order must read the same.
+        string[] inputs =
+        [
+            """{"name": "a", "shape": [2, 2], "datatype": "FP32", "data": [[0.1, 2.5e-3], [3, -4E2]]}""",
+            """{"name": "b", "shape": [3], "datatype": "INT64", "data": [1, -2, 9007199254740993]}""",
+            """{"name": "c", "shape": [2], "datatype": "BYTES", "data": ["h\u00e9llo", ""]}""",
+            """{"name": "d", "shape": [2], "datatype": "BOOL", "data": [true, false]}""",
+            """{"name": "e", "shape": [2], "datatype": "FP64", "data": [0.30000000000000004, 1e300]}""",
+            """{"name": "f", "shape": [1], "datatype": "FP16", "data": 0.5}""",
+            """{"name": "g", "shape": [2], "datatype": "UINT16", "data": [65535, 0]}""",
+        ];
+        var inPlace = OipCodec.ReadRequest(Encoding.UTF8.GetBytes($"{{\"inputs\": [{string.Join(", ", inputs)}]}}"));
+        var reordered = inputs.Select(i =>
+        {
+            using var doc = JsonDocument.Parse(i);
+            var props = doc.RootElement.EnumerateObject().Reverse().Select(p => $"\"{p.Name}\": {p.Value.GetRawText()}");
+            return "{" + string.Join(", ", props) + "}";
+        });
+        var late = OipCodec.ReadRequest(Encoding.UTF8.GetBytes($"{{\"outputs\": [{{\"name\": \"y\"}}], \"inp\\u0075ts\": [{string.Join(", ", reordered)}], \"id\": 7}}"));
+        Assert.Equal("7", late.Id);
+        Assert.Equal("y", late.Outputs[0].Name);
+        Assert.Equal(inPlace.Inputs.Count, late.Inputs.Count);
+        for (var i = 0; i < inPlace.Inputs.Count; i++)
+        {
+            Assert.Equal(inPlace.Inputs[i].Name, late.Inputs[i].Name);
+            Assert.Equal(inPlace.Inputs[i].DataType, late.Inputs[i].DataType);
+            Assert.Equal(inPlace.Inputs[i].Shape, late.Inputs[i].Shape);
+            Assert.Equal(inPlace.Inputs[i].Data, late.Inputs[i].Data);
+        }
+        Assert.Equal([0.1f, 2.5e-3f, 3f, -400f], inPlace.Inputs[0].AsFloats());
+        Assert.Equal(["héllo", ""], (string[])inPlace.Inputs[2].Data);
+        Assert.Equal([0.30000000000000004, 1e300], (double[])inPlace.Inputs[4].Data);
+        Assert.Equal((Half)0.5f, ((Half[])inPlace.Inputs[5].Data)[0]);
+    }
+
     [Theory]
     [InlineData("""{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP33", "data": [1,2,3,4]}]}""", "input 'X': \"datatype\" must be one of")]
     [InlineData("""{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1,2,3]}]}""", "input 'X': shape [1, 4] needs 4 values, got 3")]
@@ -74,6 +112,13 @@ public sealed class ServingTests
     [InlineData("""{"inputs": []}""", "non-empty list of tensors")]
     [InlineData("""{"inputs": [""", "not valid JSON")]
     [InlineData("""{"inputs": [{"name": "X", "shape": [1, -4], "datatype": "FP32", "data": []}]}""", "must hold non-negative whole numbers")]
+    [InlineData("""{"inputs": [{"name": "X", "shape": [1], "datatype": "FP32", "data": [1e39]}]}""", "value 0 (1e39) is not a valid FP32")]
+    [InlineData("""{"inputs": [{"name": "X", "shape": [2], "datatype": "INT64", "data": [1, 2.5]}]}""", "value 1 (2.5) is not a valid INT64")]
+    [InlineData("""{"inputs": [{"name": "X", "shape": [3], "datatype": "FP32", "data": [1, [2], [{"a": 1}]]}]}""", "value 2 ({...}) is not a valid FP32")]
+    [InlineData("""{"inputs": [{"name": "X", "shape": [1], "datatype": "BOOL", "data": [null]}]}""", "value 0 (null) is not a valid BOOL")]
+    [InlineData("""{"inputs": [{"name": "X", "shape": [1], "datatype": "FP32", "data": [1]}]} x""", "not valid JSON")]
+    [InlineData("""{"inputs": [{"name": "X", "shape": [1], "datatype": "FP32", "data": [1], "shape": [2]}]}""", "input 'X' gives its datatype or shape twice")]
+    [InlineData("""[1, 2]""", "must be a JSON object")]
     public void Bad_requests_are_refused_with_a_message_naming_the_input(string json, string expected)
     {
         var error = Assert.Throws<InferenceException>(() => OipCodec.ReadRequest(Encoding.UTF8.GetBytes(json)));

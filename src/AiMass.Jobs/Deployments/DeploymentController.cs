@@ -232,7 +232,7 @@ public sealed partial class DeploymentController : IAsyncDisposable
                 TargetInFlight = patch.TargetInFlight ?? spec.TargetInFlight,
             };
             Validate(spec);
-            await ResolveAllAsync(spec, cancellationToken).ConfigureAwait(false);
+            var versions = await ResolveAllAsync(spec, cancellationToken).ConfigureAwait(false);
             await CheckReplicaAsync(spec, cancellationToken).ConfigureAwait(false);
             var now = _time.GetUtcNow();
             await using var db = await _db.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
@@ -249,6 +249,11 @@ public sealed partial class DeploymentController : IAsyncDisposable
             await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
             live.Row.UpdatedAtMs = row.UpdatedAtMs;
             live.Spec = spec;
+            // The versions now wanted, at once: until the next step a rollout would otherwise read as already done.
+            foreach (var (role, version) in versions)
+            {
+                live.Versions[role] = version;
+            }
             Publish();
             Wake();
             return ToInfo(live);
@@ -748,23 +753,27 @@ public sealed partial class DeploymentController : IAsyncDisposable
             : throw new JobsException(409, ErrorCodes.FailedPrecondition, $"{parsed.Model} version {version.Version} is {version.Status.ToString().ToLowerInvariant()}, not ready");
     }
 
-    private async Task ResolveAllAsync(DeploymentSpec spec, CancellationToken cancellationToken)
+    /// <summary>The version each role's reference names now (by role); a reference that names none is a 400 naming its field.</summary>
+    private async Task<Dictionary<string, int?>> ResolveAllAsync(DeploymentSpec spec, CancellationToken cancellationToken)
     {
-        foreach (var (field, reference) in new[] { ("model", spec.Model), ("canary", spec.Canary), ("shadow", spec.Shadow) })
+        var versions = new Dictionary<string, int?>(StringComparer.Ordinal);
+        foreach (var (role, field, reference) in new[] { (Primary, "model", spec.Model), (CanaryRole, "canary", spec.Canary), (ShadowRole, "shadow", spec.Shadow) })
         {
             if (reference is null)
             {
+                versions[role] = null;
                 continue;
             }
             try
             {
-                await ResolveAsync(reference, cancellationToken).ConfigureAwait(false);
+                versions[role] = await ResolveAsync(reference, cancellationToken).ConfigureAwait(false);
             }
             catch (AiMassException e) when (e.Status is 404 or 409)
             {
                 throw JobsException.Invalid(field, $"{field} {reference}: {e.Message}");
             }
         }
+        return versions;
     }
 
     /// <summary>Checks every field and names the first that is wrong.</summary>

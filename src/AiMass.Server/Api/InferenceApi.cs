@@ -241,6 +241,18 @@ public static class InferenceApi
     /// <summary>The whole body, or null when it exceeds <see cref="MaxRequestBytes"/>.</summary>
     private static async Task<ReadOnlyMemory<byte>?> ReadBodyAsync(HttpContext context)
     {
+        if (context.Request.ContentLength is { } length and > 0 and <= MaxRequestBytes)
+        {
+            // The usual case: a body of known length, read straight into place.
+            var body = new byte[length];
+            var at = 0;
+            int got;
+            while (at < body.Length && (got = await context.Request.Body.ReadAsync(body.AsMemory(at), context.RequestAborted)) > 0)
+            {
+                at += got;
+            }
+            return body.AsMemory(0, at);
+        }
         var buffer = new MemoryStream(context.Request.ContentLength is { } n and > 0 ? (int)n : 4096);
         var chunk = new byte[1 << 15];
         int read;
