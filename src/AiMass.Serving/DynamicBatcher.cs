@@ -132,15 +132,8 @@ public sealed class DynamicBatcher : IAsyncDisposable
         }
         if (direct)
         {
-            try
-            {
-                Execute([pending]);
-            }
-            finally
-            {
-                _slots.Release();
-            }
-            return pending.Completion.Task;
+            Execute([pending]);
+            return pending.Task;
         }
         lock (_lock)
         {
@@ -155,9 +148,9 @@ public sealed class DynamicBatcher : IAsyncDisposable
         }
         if (cancellationToken.CanBeCanceled)
         {
-            cancellationToken.Register(() => pending.Completion.TrySetCanceled(cancellationToken));
+            cancellationToken.Register(() => pending.Cancel(cancellationToken));
         }
-        return pending.Completion.Task;
+        return pending.Task;
     }
 
     /// <summary>Keeps the worker from starting batches until disposed (tests use it to queue requests first).</summary>
@@ -198,7 +191,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
         {
             foreach (var p in _queue)
             {
-                p.Completion.TrySetException(new InferenceException(503, $"model {_session.Name} is unloading") { RetryAfter = _options.RetryAfter });
+                p.Fail(new InferenceException(503, $"model {_session.Name} is unloading") { RetryAfter = _options.RetryAfter });
             }
             _queue.Clear();
         }
@@ -270,18 +263,11 @@ public sealed class DynamicBatcher : IAsyncDisposable
                     {
                         foreach (var p in batch)
                         {
-                            p.Completion.TrySetException(new InferenceException(503, $"model {_session.Name} is unloading") { RetryAfter = _options.RetryAfter });
+                            p.Fail(new InferenceException(503, $"model {_session.Name} is unloading") { RetryAfter = _options.RetryAfter });
                         }
                         return;
                     }
-                    try
-                    {
-                        Execute(batch);
-                    }
-                    finally
-                    {
-                        _slots.Release();
-                    }
+                    Execute(batch);
                     continue;
                 }
                 // Sleep until a request arrives or the oldest one's delay is over.
@@ -329,42 +315,51 @@ public sealed class DynamicBatcher : IAsyncDisposable
         for (var i = _queue.Count - 1; i >= 0; i--)
         {
             var p = _queue[i];
-            if (p.Completion.Task.IsCompleted)
+            if (p.Task.IsCompleted)
             {
                 _queue.RemoveAt(i);
             }
             else if (p.Timeout is { } t && _time.GetElapsedTime(p.Enqueued) > t)
             {
                 _queue.RemoveAt(i);
-                p.Completion.TrySetException(new InferenceException(504, $"model {_session.Name}: the request waited longer than its timeout ({t.TotalMilliseconds:0.###} ms) in the queue"));
+                p.Fail(new InferenceException(504, $"model {_session.Name}: the request waited longer than its timeout ({t.TotalMilliseconds:0.###} ms) in the queue"));
             }
         }
     }
 
+    /// <summary>
+    /// Runs a batch on the instance slot its caller took, gives the slot back as soon as the model is done, then answers
+    /// the requests: the only request of an execution on this thread (what awaits it, encoding and writing the answer,
+    /// runs here at once instead of after waking another thread), those of a larger batch on the thread pool.
+    /// </summary>
     private void Execute(List<Pending> batch)
     {
+        var released = false;
         try
         {
             var requested = batch.SelectMany(p => p.Request.Outputs.Select(o => o.Name)).Distinct(StringComparer.Ordinal).ToList();
             var names = batch.Any(p => p.Request.Outputs.Count == 0) || requested.Count == 0 ? null : requested;
-            IReadOnlyList<InferTensor> outputs;
             var started = _time.GetTimestamp();
             var queued = batch.Select(p => _time.GetElapsedTime(p.Enqueued, started)).ToList();
             var total = batch.Sum(p => p.Rows);
             if (batch.Count == 1)
             {
-                outputs = _session.Run(batch[0].Request.Inputs, names);
+                var outputs = _session.Run(batch[0].Request.Inputs, names);
                 Executed(batch, total, started, queued);
-                Deliver(batch[0], outputs);
+                _slots.Release();
+                released = true;
+                Deliver(batch[0], outputs, here: true);
                 return;
             }
             var inputs = batch[0].Request.Inputs.Select(i => Concat(i.Name, batch)).ToList();
-            outputs = _session.Run(inputs, names);
+            var batched = _session.Run(inputs, names);
             Executed(batch, total, started, queued);
+            _slots.Release();
+            released = true;
             var offset = 0;
             foreach (var p in batch)
             {
-                Deliver(p, outputs.Select(o => Slice(o, offset, p.Rows, total)).ToList());
+                Deliver(p, batched.Select(o => Slice(o, offset, p.Rows, total)).ToList(), here: false);
                 offset += p.Rows;
             }
         }
@@ -375,7 +370,14 @@ public sealed class DynamicBatcher : IAsyncDisposable
             var error = e as InferenceException ?? new InferenceException(500, $"model {_session.Name} failed: {e.Message}");
             foreach (var p in batch)
             {
-                p.Completion.TrySetException(error);
+                p.Fail(error);
+            }
+        }
+        finally
+        {
+            if (!released)
+            {
+                _slots.Release();
             }
         }
     }
@@ -397,12 +399,12 @@ public sealed class DynamicBatcher : IAsyncDisposable
         }
     }
 
-    private void Deliver(Pending pending, IReadOnlyList<InferTensor> outputs)
+    private void Deliver(Pending pending, IReadOnlyList<InferTensor> outputs, bool here)
     {
         var asked = pending.Request.Outputs;
         IReadOnlyList<InferTensor> result = asked.Count == 0 ? outputs : asked.Select(a => outputs.First(o => o.Name == a.Name)).ToList();
         Interlocked.Increment(ref _inferences);
-        pending.Completion.TrySetResult(result);
+        pending.Succeed(result, here);
     }
 
     private static InferTensor Concat(string name, List<Pending> batch)
@@ -451,6 +453,31 @@ public sealed class DynamicBatcher : IAsyncDisposable
 
         public TimeSpan? Timeout { get; } = timeout;
 
-        public TaskCompletionSource<IReadOnlyList<InferTensor>> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Without RunContinuationsAsynchronously: where what awaits the request runs is chosen per completion below.
+        private readonly TaskCompletionSource<IReadOnlyList<InferTensor>> _completion = new();
+
+        public Task<IReadOnlyList<InferTensor>> Task => _completion.Task;
+
+        /// <summary>
+        /// Answers the request: on this thread when <paramref name="here"/> (only where no lock is held and no instance
+        /// slot is taken), else on the thread pool.
+        /// </summary>
+        public void Succeed(IReadOnlyList<InferTensor> result, bool here)
+        {
+            if (here)
+            {
+                _completion.TrySetResult(result);
+                return;
+            }
+            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Completion.TrySetResult(s.Result), (Completion: _completion, Result: result), preferLocal: false);
+        }
+
+        /// <summary>Fails the request; what awaits it runs on the thread pool (callers may hold the batcher's lock).</summary>
+        public void Fail(Exception error) =>
+            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Completion.TrySetException(s.Error), (Completion: _completion, Error: error), preferLocal: false);
+
+        /// <summary>Cancels the request; what awaits it runs on the thread pool.</summary>
+        public void Cancel(CancellationToken token) =>
+            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Completion.TrySetCanceled(s.Token), (Completion: _completion, Token: token), preferLocal: false);
     }
 }

@@ -93,7 +93,9 @@ public static class OipCodec
     /// <summary>
     /// Parses a request body; <paramref name="headerLength"/> is the JSON part's length when binary data follows.
     /// The JSON is read in one pass without building a document: an input's <c>data</c> that comes after its name,
-    /// datatype and shape (the order every client library writes) goes straight into the tensor's array.
+    /// datatype and shape (the order every client library writes) goes straight into the tensor's array. Requests in
+    /// the common form are read by <see cref="OipFastReader"/>; any other (and any that is wrong) by a general reader
+    /// that says what is wrong.
     /// </summary>
     public static InferenceRequest ReadRequest(ReadOnlyMemory<byte> body, int? headerLength = null)
     {
@@ -105,7 +107,7 @@ public static class OipCodec
         var binary = body[(headerLength ?? body.Length)..];
         try
         {
-            return ReadJson(json.Span, binary);
+            return OipFastReader.TryRead(json.Span, binary) ?? ReadJson(json.Span, binary);
         }
         catch (JsonException e)
         {
@@ -113,7 +115,8 @@ public static class OipCodec
         }
     }
 
-    private static InferenceRequest ReadJson(ReadOnlySpan<byte> json, ReadOnlyMemory<byte> binary)
+    /// <summary>The general reader: any valid request, in any field order; errors say what is wrong.</summary>
+    internal static InferenceRequest ReadJson(ReadOnlySpan<byte> json, ReadOnlyMemory<byte> binary)
     {
         var reader = new Utf8JsonReader(json);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
@@ -155,6 +158,12 @@ public static class OipCodec
             }
         }
         reader.Read(); // throws on anything after the object
+        return Assemble(id, parameters, inputs, outputs, offset, binary);
+    }
+
+    /// <summary>Checks what the inputs add up to and builds the request (both readers end here).</summary>
+    internal static InferenceRequest Assemble(string? id, JsonElement parameters, List<InferTensor>? inputs, List<RequestedOutput> outputs, int offset, ReadOnlyMemory<byte> binary)
+    {
         if (inputs is null || inputs.Count == 0)
         {
             throw new InferenceException("the request needs \"inputs\": a non-empty list of tensors");
@@ -181,7 +190,7 @@ public static class OipCodec
         };
     }
 
-    private static List<RequestedOutput> ReadOutputs(JsonElement outputsElement)
+    internal static List<RequestedOutput> ReadOutputs(JsonElement outputsElement)
     {
         var outputs = new List<RequestedOutput>();
         foreach (var output in outputsElement.EnumerateArray())
@@ -286,10 +295,23 @@ public static class OipCodec
             throw new InferenceException($"input '{name}': \"shape\" must be a list of dimensions");
         }
         shape = TryShape(shapeElement) ?? throw new InferenceException($"input '{name}': shape {shapeElement.GetRawText()} must hold non-negative whole numbers");
+        if (read is not null && (readAs.Type != type || !readAs.Shape.AsSpan().SequenceEqual(shape)))
+        {
+            throw new InferenceException($"input '{name}' gives its datatype or shape twice, differently");
+        }
+        return Complete(name, type, shape, parameters, read, data, binary, ref offset);
+    }
+
+    /// <summary>
+    /// The tensor of an input whose name, datatype and shape are known: from the binary section when its parameters
+    /// give a binary_data_size, else from the data read in place (<paramref name="read"/>) or the JSON values.
+    /// </summary>
+    internal static InferTensor Complete(string name, InferDataType type, long[] shape, JsonElement parameters, Array? read, JsonElement data, ReadOnlyMemory<byte> binary, ref int offset)
+    {
         var count = InferTensor.ElementCount(shape);
         if (count > int.MaxValue)
         {
-            throw new InferenceException($"input '{name}': shape {shapeElement.GetRawText()} is too large");
+            throw new InferenceException($"input '{name}': shape [{string.Join(", ", shape)}] is too large");
         }
         if (parameters.ValueKind == JsonValueKind.Object && parameters.TryGetProperty("binary_data_size", out var sizeElement))
         {
@@ -303,10 +325,6 @@ public static class OipCodec
         }
         if (read is not null)
         {
-            if (readAs.Type != type || !readAs.Shape.AsSpan().SequenceEqual(shape))
-            {
-                throw new InferenceException($"input '{name}' gives its datatype or shape twice, differently");
-            }
             return new InferTensor(name, type, shape, read);
         }
         if (data.ValueKind == JsonValueKind.Undefined)
@@ -432,7 +450,7 @@ public static class OipCodec
     /// <paramref name="index"/> of an array of <paramref name="type"/>; false when it is not a value of that type
     /// (a fraction for an integer type, out of range, not finite, a boolean for a number or the reverse).
     /// </summary>
-    private static bool TryConvert(InferDataType type, JsonTokenType token, ReadOnlySpan<byte> raw, Array array, int index)
+    internal static bool TryConvert(InferDataType type, JsonTokenType token, ReadOnlySpan<byte> raw, Array array, int index)
     {
         if (token != JsonTokenType.Number)
         {
@@ -456,7 +474,7 @@ public static class OipCodec
     }
 
     /// <summary>A whole JSON number of an integer type, as <c>Utf8JsonReader.TryGetInt32</c> and the others read it.</summary>
-    private static bool Whole<T>(ReadOnlySpan<byte> raw, out T value)
+    internal static bool Whole<T>(ReadOnlySpan<byte> raw, out T value)
         where T : struct, IBinaryInteger<T>
     {
         foreach (var b in raw)
