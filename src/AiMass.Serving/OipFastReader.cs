@@ -6,8 +6,9 @@ namespace AiMass.Serving;
 /// <summary>
 /// The quick reader of Open Inference Protocol JSON requests. It scans the bytes itself and reads an input's numeric
 /// data straight into the tensor's array — a general JSON tokenizer spends most of a request's time on the data's
-/// numbers (a 784-float request: 41–54 µs of tokens on this VM; our scan and parse of its numbers 12–15 µs). It accepts a strict subset:
-/// the fields the protocol defines, each once, with names and datatypes of printable ASCII without escapes. Anything
+/// numbers (a 784-float request: 41–54 µs of tokens on this VM; our scan and parse of its numbers 12–15 µs). It
+/// accepts a strict subset: the fields the protocol defines, each once, with names and datatypes of printable ASCII
+/// without escapes. Anything
 /// else, and anything wrong, it returns null for, and <see cref="OipCodec"/>'s general reader reads the request (and
 /// explains what is wrong with it). Numeric data that comes after its input's name, datatype and shape (the order
 /// every client library writes) goes straight into the array; other values (<c>parameters</c>, <c>outputs</c>, an
