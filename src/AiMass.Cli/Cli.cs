@@ -13,6 +13,25 @@ internal static class ExitCodes
     public const int Ok = 0;
     public const int UserError = 1;
     public const int InternalError = 2;
+
+    /// <summary>Stopped by SIGINT or SIGTERM after saving its work (as a shell reports a process that SIGINT ended).</summary>
+    public const int Interrupted = 130;
+}
+
+/// <summary>A command that stopped on a signal after saving its work; its message is already printed. Exit code 130.</summary>
+internal sealed class InterruptedRun : Exception
+{
+    public InterruptedRun() : base("interrupted")
+    {
+    }
+
+    public InterruptedRun(string message) : base(message)
+    {
+    }
+
+    public InterruptedRun(string message, Exception inner) : base(message, inner)
+    {
+    }
 }
 
 /// <summary>A failure the user can fix; its message says how. Exit code 1.</summary>
@@ -86,6 +105,10 @@ internal static class Cli
         catch (SilentFailure)
         {
             return ExitCodes.UserError;
+        }
+        catch (InterruptedRun)
+        {
+            return ExitCodes.Interrupted;
         }
         catch (AiMassApiException ex)
         {

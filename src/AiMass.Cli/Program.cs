@@ -28,4 +28,11 @@ root.Subcommands.Add(DeployCommands.Predict());
 root.Subcommands.Add(JobsCommands.Nodes());
 root.Subcommands.Add(JobsCommands.Queues());
 root.Subcommands.Add(AdminCommands.Create());
-return await root.Parse(args).InvokeAsync();
+var parsed = root.Parse(args);
+// On SIGINT or SIGTERM a command's cancellation token fires and it gets 2 s to stop before the process ends; a
+// training run gets as long as its step and checkpoint take (a job's executor sends SIGKILL after its grace period).
+var invocation = new InvocationConfiguration
+{
+    ProcessTerminationTimeout = parsed.CommandResult.Command.Name == "train" ? TimeSpan.FromMinutes(10) : TimeSpan.FromSeconds(2),
+};
+return await parsed.InvokeAsync(invocation);

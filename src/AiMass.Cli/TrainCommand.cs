@@ -79,8 +79,16 @@ internal static class TrainCommand
         {
             hooks.Add(new TrialPrinter(objective, log));
         }
+        // SIGTERM (a job cancelled or preempted: the executor sends it, then SIGKILL after the grace period) or Ctrl-C:
+        // finish the step, checkpoint it and stop, so the next start resumes exactly there.
+        hooks.Add(Hooks.InterruptWhen("interrupted by a signal", ct));
         var trainer = new SpecTrainer(spec);
-        var outcome = await Task.Run(() => trainer.Run(modelDir, hooks, Cli.WantsJson(parse) ? Console.Error : log, Environment.GetEnvironmentVariable("AIMASS_RESUME_FROM")), ct);
+        var outcome = await Task.Run(() => trainer.Run(modelDir, hooks, Cli.WantsJson(parse) ? Console.Error : log, Environment.GetEnvironmentVariable("AIMASS_RESUME_FROM")), CancellationToken.None);
+        if (outcome.Train.Interrupted)
+        {
+            await Console.Error.WriteLineAsync($"interrupted at step {outcome.Train.Step} (epoch {outcome.Train.Epoch}): checkpoint written in {modelDir}; run the same command to resume from it");
+            throw new InterruptedRun();
+        }
         ModelVersionInfo? version = null;
         if (register is not null)
         {

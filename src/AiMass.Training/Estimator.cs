@@ -82,7 +82,14 @@ public sealed record EvalSpec(Dataset Input)
 /// <param name="StopReason">Why it stopped early, or null.</param>
 /// <param name="LastEvaluation">The last evaluation, when there was one.</param>
 /// <param name="ResumedFrom">The checkpoint it started from, or null.</param>
-public sealed record TrainResult(long Step, int Epoch, string? StopReason, EvaluationResult? LastEvaluation, string? ResumedFrom);
+public sealed record TrainResult(long Step, int Epoch, string? StopReason, EvaluationResult? LastEvaluation, string? ResumedFrom)
+{
+    /// <summary>
+    /// True when the run was interrupted (<see cref="TrainingRun.Interrupt"/>): it wrote a checkpoint of the step it
+    /// reached and stopped without its final evaluation, to be resumed from that checkpoint.
+    /// </summary>
+    public bool Interrupted { get; init; }
+}
 
 /// <summary>
 /// Trains, evaluates, predicts with and exports a model defined by one <see cref="ModelFn"/>. State lives in the
@@ -365,7 +372,7 @@ public sealed class Estimator
                 Evaluate();
             }
         }
-        if (eval is not null && evaluatedStep != Step)
+        if (eval is not null && evaluatedStep != Step && !run.Interrupted)
         {
             Evaluate();
         }
@@ -377,7 +384,7 @@ public sealed class Estimator
         {
             hook.Finish(run);
         }
-        return new TrainResult(Step, _epoch, run.StopReason, lastEvaluation, _resumedFrom);
+        return new TrainResult(Step, _epoch, run.StopReason, lastEvaluation, _resumedFrom) { Interrupted = run.Interrupted };
     }
 
     private double TrainStep(Batch batch, out double rate)

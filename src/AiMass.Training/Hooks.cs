@@ -44,6 +44,19 @@ public sealed class TrainingRun
 
     /// <summary>Asks the run to stop after the current step (early stopping).</summary>
     public void RequestStop(string reason) => StopReason ??= reason;
+
+    /// <summary>Whether the run was interrupted (<see cref="Interrupt"/>).</summary>
+    public bool Interrupted { get; private set; }
+
+    /// <summary>
+    /// Interrupts the run after the current step (a SIGTERM before preemption, Ctrl-C): it writes a checkpoint of that
+    /// step and stops without the final evaluation, so that starting it again resumes exactly there.
+    /// </summary>
+    public void Interrupt(string reason)
+    {
+        StopReason ??= reason;
+        Interrupted = true;
+    }
 }
 
 /// <summary>Extension points of a training run. Every method does nothing by default.</summary>
@@ -91,6 +104,9 @@ public static class Hooks
     /// <summary>Writes step, mean loss since the last line, learning rate and throughput every <paramref name="everySteps"/> steps, and every evaluation.</summary>
     public static TrainingHook Logging(TextWriter output, long everySteps = 100) => new LoggingHook(output, everySteps);
 
+    /// <summary>Interrupts the run (<see cref="TrainingRun.Interrupt"/>, with <paramref name="reason"/>) after the step during which <paramref name="token"/> was cancelled.</summary>
+    public static TrainingHook InterruptWhen(string reason, CancellationToken token) => new InterruptHook(reason, token);
+
     /// <summary>Stops training when <paramref name="metric"/> has not improved by <paramref name="minDelta"/> for <paramref name="patience"/> evaluations.</summary>
     public static TrainingHook EarlyStopping(string metric, int patience = 3, double minDelta = 0, bool? higherIsBetter = null) =>
         new EarlyStoppingHook(metric, patience, minDelta, higherIsBetter ?? Metrics.IsHigherBetter(metric));
@@ -100,6 +116,17 @@ public static class Hooks
 
     /// <summary>A one-line progress bar on <paramref name="output"/> (a terminal), redrawn at most ten times a second.</summary>
     public static TrainingHook ProgressBar(TextWriter output) => new ProgressBarHook(output);
+
+    private sealed class InterruptHook(string reason, CancellationToken token) : TrainingHook
+    {
+        public override void AfterStep(TrainingRun run, StepInfo info)
+        {
+            if (token.IsCancellationRequested)
+            {
+                run.Interrupt(reason);
+            }
+        }
+    }
 
     private sealed class LoggingHook(TextWriter output, long every) : TrainingHook
     {

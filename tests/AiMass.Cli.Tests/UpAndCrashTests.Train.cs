@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using AiMass.Client;
@@ -34,6 +35,72 @@ public sealed partial class UpAndCrashTests
 
     [GeneratedRegex(@"^step (\d+) epoch \d+ loss ([0-9.]+)", RegexOptions.Multiline)]
     private static partial Regex StepLine();
+
+    [LibraryImport("libc", EntryPoint = "kill")]
+    private static partial int SendSignal(int pid, int signal);
+
+    [Fact]
+    public async Task TrainLocal_Sigterm_CheckpointsTheStepItReached_AndTheNextRunResumesExactlyThere()
+    {
+        using var dir = new TempDirectory();
+        var spec = Path.Combine(dir.Path, "train.yaml");
+        // No periodic checkpoint before the signal: the one the next run resumes from is the interruption's.
+        await File.WriteAllTextAsync(spec, TrainSpec("interruptible", limit: 4000, epochs: 12, checkpointEvery: 100_000));
+        var modelDir = Path.Combine(dir.Path, "model");
+        var stdout = new System.Text.StringBuilder();
+        var stderr = new System.Text.StringBuilder();
+        int exitCode;
+        using (var first = Process.Start(CliRunner.StartInfo(["train", spec, "--model-dir", modelDir], workingDirectory: dir.Path))!)
+        {
+            first.StandardInput.Close();
+            var reachedStep = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            first.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is null)
+                {
+                    return;
+                }
+                lock (stdout)
+                {
+                    stdout.AppendLine(e.Data);
+                }
+                if (StepLine().Match(e.Data) is { Success: true } m && int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) >= 200)
+                {
+                    reachedStep.TrySetResult();
+                }
+            };
+            first.ErrorDataReceived += (_, e) =>
+            {
+                lock (stderr)
+                {
+                    stderr.AppendLine(e.Data);
+                }
+            };
+            first.BeginOutputReadLine();
+            first.BeginErrorReadLine();
+            var done = await Task.WhenAny(reachedStep.Task, first.WaitForExitAsync(), Task.Delay(TimeSpan.FromMinutes(2)));
+            Assert.True(done == reachedStep.Task, $"the first run did not reach step 200:\n{stdout}\n{stderr}");
+            Assert.Equal(0, SendSignal(first.Id, 15)); // SIGTERM, as a job's cancel or preemption sends it
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await first.WaitForExitAsync(deadline.Token);
+            first.WaitForExit(); // flush the redirected output
+            exitCode = first.ExitCode;
+        }
+        var interrupted = Regex.Match(stderr.ToString(), @"interrupted at step (\d+) \(epoch \d+\): checkpoint written in (.+); run the same command to resume from it");
+        Assert.True(interrupted.Success, $"exit {exitCode}\n{stdout}\n{stderr}");
+        Assert.Equal(130, exitCode);
+        var step = int.Parse(interrupted.Groups[1].Value, CultureInfo.InvariantCulture);
+        Assert.True(step >= 200, stderr.ToString());
+        Assert.True(File.Exists(Path.Combine(modelDir, $"ckpt-{step:D10}.aimass")), string.Join(", ", Directory.GetFiles(modelDir)));
+        Assert.False(File.Exists(Path.Combine(modelDir, "export", "model.onnx"))); // nothing exported from half a run
+
+        var second = await CliRunner.RunWithEnvAsync(new Dictionary<string, string>(), dir.Path, "train", spec, "--model-dir", modelDir);
+        Assert.True(second.ExitCode == 0, second.ToString());
+        var resumed = Regex.Match(second.Stdout, @"resuming from .*ckpt-(\d+)\.aimass \(step (\d+)");
+        Assert.True(resumed.Success, second.ToString());
+        Assert.Equal(step, int.Parse(resumed.Groups[2].Value, CultureInfo.InvariantCulture)); // not one step lost
+        Assert.Contains("trained interruptible: 1500 steps, 12 epochs", second.Stdout, StringComparison.Ordinal);
+    }
 
     [Fact]
     public async Task TrainLocal_KilledWithSigkill_ResumesWithinOneCheckpointInterval_AndContinuesTheLossCurve()

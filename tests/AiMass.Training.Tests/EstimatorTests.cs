@@ -168,6 +168,37 @@ public sealed class EstimatorTests : IDisposable
     }
 
     [Fact]
+    public void An_interrupted_run_checkpoints_the_step_it_reached_skips_the_final_evaluation_and_resumes_there()
+    {
+        using var signal = new CancellationTokenSource();
+        var estimator = new Estimator(Classifier, Config(checkpointEvery: 1000));
+        var result = estimator.TrainAndEvaluate(
+            new TrainSpec(XorData(200, 1).Batched(20)) { Epochs = 50, Hooks = [new CancelAt(13, signal), Hooks.InterruptWhen("interrupted by a signal", signal.Token)] },
+            new EvalSpec(XorData(100, 2).Batched(50)) { EveryEpoch = false });
+        Assert.True(result.Interrupted);
+        Assert.Equal(13, result.Step);
+        Assert.Equal("interrupted by a signal", result.StopReason);
+        Assert.Null(result.LastEvaluation); // no evaluation on the way out
+        Assert.Equal(["ckpt-0000000013.aimass"], Directory.GetFiles(_dir, "ckpt-*.aimass").Select(Path.GetFileName));
+
+        var resumed = new Estimator(Classifier, Config(checkpointEvery: 1000)).Train(XorData(200, 1).Batched(20), maxSteps: 20);
+        Assert.EndsWith("ckpt-0000000013.aimass", resumed.ResumedFrom, StringComparison.Ordinal);
+        Assert.False(resumed.Interrupted);
+        Assert.Equal(20, resumed.Step);
+    }
+
+    private sealed class CancelAt(long step, CancellationTokenSource signal) : TrainingHook
+    {
+        public override void AfterStep(TrainingRun run, StepInfo info)
+        {
+            if (info.Step == step)
+            {
+                signal.Cancel();
+            }
+        }
+    }
+
+    [Fact]
     public void The_best_exporter_keeps_the_best_k_and_export_writes_onnx()
     {
         var estimator = new Estimator(Classifier, Config());

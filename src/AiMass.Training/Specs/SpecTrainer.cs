@@ -27,7 +27,7 @@ public interface IModelFactory
 
 /// <summary>The outcome of <see cref="SpecTrainer.Run"/>.</summary>
 /// <param name="Train">The training result.</param>
-/// <param name="ModelPath">The exported ONNX model (the best one when the spec asks for it).</param>
+/// <param name="ModelPath">The exported ONNX model (the best one when the spec asks for it); empty when the run was interrupted (<see cref="TrainResult.Interrupted"/>).</param>
 /// <param name="Metrics">Final evaluation metrics of the exported model (empty without evaluation data).</param>
 /// <param name="DatasetDigest">Digest of the training data.</param>
 /// <param name="Params">The run's hyperparameters as flat strings, for the registry.</param>
@@ -104,6 +104,11 @@ public sealed class SpecTrainer
         else
         {
             result = estimator.Train(trainInput, t.MaxSteps, t.Epochs, allHooks);
+        }
+        if (result.Interrupted)
+        {
+            // Nothing is exported from a run that stopped half-way; its checkpoint is where it resumes.
+            return new TrainingOutcome(result, "", new Dictionary<string, double>(), train.Digest, Params());
         }
         var finalPath = estimator.Export(Path.Combine(modelDir, "export", "model.onnx"));
         IReadOnlyDictionary<string, double> finalMetrics = result.LastEvaluation?.Metrics ?? new Dictionary<string, double>();
