@@ -39,6 +39,63 @@ public sealed partial class UpAndCrashTests
     [LibraryImport("libc", EntryPoint = "kill")]
     private static partial int SendSignal(int pid, int signal);
 
+    /// <summary>
+    /// Runs <c>aimass train SPEC --model-dir DIR</c> as a child process until it logs step <paramref name="step"/>, then
+    /// sends it <paramref name="signal"/> and waits for it to end; returns its output and exit code.
+    /// </summary>
+    private static async Task<(string Stdout, string Stderr, int ExitCode)> TrainUntilStepAsync(string spec, string modelDir, string workingDirectory, int step, int signal)
+    {
+        var stdout = new System.Text.StringBuilder();
+        var stderr = new System.Text.StringBuilder();
+        using var process = Process.Start(CliRunner.StartInfo(["train", spec, "--model-dir", modelDir], workingDirectory: workingDirectory))!;
+        process.StandardInput.Close();
+        var reachedStep = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                return;
+            }
+            lock (stdout)
+            {
+                stdout.AppendLine(e.Data);
+            }
+            if (StepLine().Match(e.Data) is { Success: true } m && int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) >= step)
+            {
+                reachedStep.TrySetResult();
+            }
+        };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            lock (stderr)
+            {
+                stderr.AppendLine(e.Data);
+            }
+        };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var done = await Task.WhenAny(reachedStep.Task, process.WaitForExitAsync(), Task.Delay(TimeSpan.FromMinutes(2)));
+        Assert.True(done == reachedStep.Task, $"the run did not reach step {step}:\n{stdout}\n{stderr}");
+        Assert.Equal(0, SendSignal(process.Id, signal));
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(deadline.Token);
+        process.WaitForExit(); // flush the redirected output
+        lock (stdout)
+        {
+            return (stdout.ToString(), stderr.ToString(), process.ExitCode);
+        }
+    }
+
+    /// <summary>Runs the same training again to its end; returns its result and the step it resumed from.</summary>
+    private static async Task<(CliResult Result, int ResumedAt)> ResumeAsync(string spec, string modelDir, string workingDirectory)
+    {
+        var result = await CliRunner.RunWithEnvAsync(new Dictionary<string, string>(), workingDirectory, "train", spec, "--model-dir", modelDir);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var resumed = Regex.Match(result.Stdout, @"resuming from .*ckpt-(\d+)\.aimass \(step (\d+)");
+        Assert.True(resumed.Success, result.ToString());
+        return (result, int.Parse(resumed.Groups[2].Value, CultureInfo.InvariantCulture));
+    }
+
     [Fact]
     public async Task TrainLocal_Sigterm_CheckpointsTheStepItReached_AndTheNextRunResumesExactlyThere()
     {
@@ -47,58 +104,17 @@ public sealed partial class UpAndCrashTests
         // No periodic checkpoint before the signal: the one the next run resumes from is the interruption's.
         await File.WriteAllTextAsync(spec, TrainSpec("interruptible", limit: 4000, epochs: 12, checkpointEvery: 100_000));
         var modelDir = Path.Combine(dir.Path, "model");
-        var stdout = new System.Text.StringBuilder();
-        var stderr = new System.Text.StringBuilder();
-        int exitCode;
-        using (var first = Process.Start(CliRunner.StartInfo(["train", spec, "--model-dir", modelDir], workingDirectory: dir.Path))!)
-        {
-            first.StandardInput.Close();
-            var reachedStep = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            first.OutputDataReceived += (_, e) =>
-            {
-                if (e.Data is null)
-                {
-                    return;
-                }
-                lock (stdout)
-                {
-                    stdout.AppendLine(e.Data);
-                }
-                if (StepLine().Match(e.Data) is { Success: true } m && int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) >= 200)
-                {
-                    reachedStep.TrySetResult();
-                }
-            };
-            first.ErrorDataReceived += (_, e) =>
-            {
-                lock (stderr)
-                {
-                    stderr.AppendLine(e.Data);
-                }
-            };
-            first.BeginOutputReadLine();
-            first.BeginErrorReadLine();
-            var done = await Task.WhenAny(reachedStep.Task, first.WaitForExitAsync(), Task.Delay(TimeSpan.FromMinutes(2)));
-            Assert.True(done == reachedStep.Task, $"the first run did not reach step 200:\n{stdout}\n{stderr}");
-            Assert.Equal(0, SendSignal(first.Id, 15)); // SIGTERM, as a job's cancel or preemption sends it
-            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            await first.WaitForExitAsync(deadline.Token);
-            first.WaitForExit(); // flush the redirected output
-            exitCode = first.ExitCode;
-        }
-        var interrupted = Regex.Match(stderr.ToString(), @"interrupted at step (\d+) \(epoch \d+\): checkpoint written in (.+); run the same command to resume from it");
+        var (stdout, stderr, exitCode) = await TrainUntilStepAsync(spec, modelDir, dir.Path, step: 200, signal: 15); // SIGTERM, as a job's cancel or preemption sends it
+        var interrupted = Regex.Match(stderr, @"interrupted at step (\d+) \(epoch \d+\): checkpoint written in (.+); run the same command to resume from it");
         Assert.True(interrupted.Success, $"exit {exitCode}\n{stdout}\n{stderr}");
         Assert.Equal(130, exitCode);
         var step = int.Parse(interrupted.Groups[1].Value, CultureInfo.InvariantCulture);
-        Assert.True(step >= 200, stderr.ToString());
+        Assert.True(step >= 200, stderr);
         Assert.True(File.Exists(Path.Combine(modelDir, $"ckpt-{step:D10}.aimass")), string.Join(", ", Directory.GetFiles(modelDir)));
         Assert.False(File.Exists(Path.Combine(modelDir, "export", "model.onnx"))); // nothing exported from half a run
 
-        var second = await CliRunner.RunWithEnvAsync(new Dictionary<string, string>(), dir.Path, "train", spec, "--model-dir", modelDir);
-        Assert.True(second.ExitCode == 0, second.ToString());
-        var resumed = Regex.Match(second.Stdout, @"resuming from .*ckpt-(\d+)\.aimass \(step (\d+)");
-        Assert.True(resumed.Success, second.ToString());
-        Assert.Equal(step, int.Parse(resumed.Groups[2].Value, CultureInfo.InvariantCulture)); // not one step lost
+        var (second, resumedAt) = await ResumeAsync(spec, modelDir, dir.Path);
+        Assert.Equal(step, resumedAt); // not one step lost
         Assert.Contains("trained interruptible: 1500 steps, 12 epochs", second.Stdout, StringComparison.Ordinal);
     }
 
@@ -111,42 +127,12 @@ public sealed partial class UpAndCrashTests
         var modelDir = Path.Combine(dir.Path, "model");
 
         // First run: kill it (SIGKILL) once it has logged step 400.
-        var output = new System.Text.StringBuilder();
-        using (var first = Process.Start(CliRunner.StartInfo(["train", spec, "--model-dir", modelDir], workingDirectory: dir.Path))!)
-        {
-            first.StandardInput.Close();
-            var reachedStep = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            first.OutputDataReceived += (_, e) =>
-            {
-                if (e.Data is null)
-                {
-                    return;
-                }
-                lock (output)
-                {
-                    output.AppendLine(e.Data);
-                }
-                if (StepLine().Match(e.Data) is { Success: true } m && int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) >= 400)
-                {
-                    reachedStep.TrySetResult();
-                }
-            };
-            first.BeginOutputReadLine();
-            first.BeginErrorReadLine();
-            var done = await Task.WhenAny(reachedStep.Task, first.WaitForExitAsync(), Task.Delay(TimeSpan.FromMinutes(2)));
-            Assert.True(done == reachedStep.Task, $"the first run did not reach step 400:\n{output}");
-            first.Kill(); // SIGKILL
-            await first.WaitForExitAsync();
-        }
-        var before = StepLine().Matches(output.ToString()).Select(m => (Step: int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), Loss: double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture))).ToList();
+        var (output, _, _) = await TrainUntilStepAsync(spec, modelDir, dir.Path, step: 400, signal: 9);
+        var before = StepLine().Matches(output).Select(m => (Step: int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), Loss: double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture))).ToList();
         var killedAfter = before[^1].Step;
         var initialLoss = before[0].Loss;
 
-        var second = await CliRunner.RunWithEnvAsync(new Dictionary<string, string>(), dir.Path, "train", spec, "--model-dir", modelDir);
-        Assert.True(second.ExitCode == 0, second.ToString());
-        var resumed = Regex.Match(second.Stdout, @"resuming from .*ckpt-(\d+)\.aimass \(step (\d+)");
-        Assert.True(resumed.Success, second.ToString());
-        var resumedAt = int.Parse(resumed.Groups[2].Value, CultureInfo.InvariantCulture);
+        var (second, resumedAt) = await ResumeAsync(spec, modelDir, dir.Path);
         Assert.InRange(resumedAt, killedAfter - 50, killedAfter + 50);
         var after = StepLine().Matches(second.Stdout).Select(m => (Step: int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), Loss: double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture))).ToList();
         Assert.True(after[0].Step > resumedAt && after[0].Step <= resumedAt + 10, second.ToString());

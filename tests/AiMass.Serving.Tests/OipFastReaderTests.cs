@@ -102,6 +102,12 @@ public sealed class OipFastReaderTests
         Assert.Equal(expected.Priority, actual.Priority);
         Assert.Equal(expected.BinaryOutputs, actual.BinaryOutputs);
         Assert.Equal(expected.Outputs, actual.Outputs);
+        AssertSameInputs(expected, actual);
+    }
+
+    /// <summary>The two requests carry the same input tensors: names, datatypes, shapes and values.</summary>
+    internal static void AssertSameInputs(InferenceRequest expected, InferenceRequest actual)
+    {
         Assert.Equal(expected.Inputs.Count, actual.Inputs.Count);
         for (var i = 0; i < expected.Inputs.Count; i++)
         {

@@ -90,14 +90,7 @@ public sealed class ServingTests
         var late = OipCodec.ReadRequest(Encoding.UTF8.GetBytes($"{{\"outputs\": [{{\"name\": \"y\"}}], \"inp\\u0075ts\": [{string.Join(", ", reordered)}], \"id\": 7}}"));
         Assert.Equal("7", late.Id);
         Assert.Equal("y", late.Outputs[0].Name);
-        Assert.Equal(inPlace.Inputs.Count, late.Inputs.Count);
-        for (var i = 0; i < inPlace.Inputs.Count; i++)
-        {
-            Assert.Equal(inPlace.Inputs[i].Name, late.Inputs[i].Name);
-            Assert.Equal(inPlace.Inputs[i].DataType, late.Inputs[i].DataType);
-            Assert.Equal(inPlace.Inputs[i].Shape, late.Inputs[i].Shape);
-            Assert.Equal(inPlace.Inputs[i].Data, late.Inputs[i].Data);
-        }
+        OipFastReaderTests.AssertSameInputs(inPlace, late);
         Assert.Equal([0.1f, 2.5e-3f, 3f, -400f], inPlace.Inputs[0].AsFloats());
         Assert.Equal(["héllo", ""], (string[])inPlace.Inputs[2].Data);
         Assert.Equal([0.30000000000000004, 1e300], (double[])inPlace.Inputs[4].Data);
