@@ -137,7 +137,7 @@ public static class OipCodec
                 inputs = [];
                 while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                 {
-                    inputs.Add(ReadInput(ref reader, binary, ref offset));
+                    inputs.Add(ReadInput(ref reader, json.Length, binary, ref offset));
                 }
             }
             else if (property.SequenceEqual("id"u8))
@@ -224,8 +224,12 @@ public static class OipCodec
         return doc;
     }
 
-    /// <summary>Reads one input object; the reader is on its first token and is left on its last.</summary>
-    private static InferTensor ReadInput(ref Utf8JsonReader reader, ReadOnlyMemory<byte> binary, ref int offset)
+    /// <summary>
+    /// Reads one input object; the reader is on its first token and is left on its last. Data is read in place only
+    /// when the rest of the JSON could hold the shape's values (each takes at least a byte), so a small request
+    /// claiming a huge shape allocates nothing for it.
+    /// </summary>
+    private static InferTensor ReadInput(ref Utf8JsonReader reader, long jsonLength, ReadOnlyMemory<byte> binary, ref int offset)
     {
         if (reader.TokenType != JsonTokenType.StartObject)
         {
@@ -265,7 +269,7 @@ public static class OipCodec
             else if (property.SequenceEqual("data"u8))
             {
                 if (name is not null && InferDataTypes.TryParse(datatype, out var knownType) && (shape ??= TryShape(shapeElement)) is { } known
-                    && InferTensor.ElementCount(known) is var knownCount and <= int.MaxValue)
+                    && InferTensor.ElementCount(known) is var knownCount && knownCount <= jsonLength - reader.BytesConsumed)
                 {
                     read = ReadData(ref reader, name, knownType, known, (int)knownCount);
                     readAs = (knownType, known);
@@ -331,7 +335,7 @@ public static class OipCodec
         {
             throw new InferenceException($"input '{name}' has no \"data\" (nor binary_data_size)");
         }
-        var values = new List<JsonElement>((int)Math.Min(count, 1 << 20));
+        var values = new List<JsonElement>((int)Math.Min(count, 1024)); // grows with the values given, not the shape claimed
         Flatten(data, values);
         if (values.Count != count)
         {

@@ -178,7 +178,7 @@ internal ref struct OipFastReader
                 4 => TryShape(out shape),
                 8 => TryElement(out parameters),
                 _ => name is not null && InferDataTypes.TryParse(datatype, out var type) && type != InferDataType.Bytes && shape is not null
-                    && InferTensor.ElementCount(shape) is var count and <= int.MaxValue
+                    && InferTensor.ElementCount(shape) is var count && count <= _s.Length - _i // each value takes a byte: no array for a shape the body cannot fill
                     ? TryData(type, (int)count, out read)
                     : TryElement(out data),
             };

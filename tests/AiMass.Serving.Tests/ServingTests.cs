@@ -112,6 +112,7 @@ public sealed class ServingTests
     [InlineData("""{"inputs": [{"name": "X", "shape": [1], "datatype": "FP32", "data": [1]}]} x""", "not valid JSON")]
     [InlineData("""{"inputs": [{"name": "X", "shape": [1], "datatype": "FP32", "data": [1], "shape": [2]}]}""", "input 'X' gives its datatype or shape twice")]
     [InlineData("""[1, 2]""", "must be a JSON object")]
+    [InlineData("""{"inputs": [{"name": "X", "shape": [1000000000], "datatype": "FP64", "data": [1, 2]}]}""", "needs 1000000000 values, got 2")]
     public void Bad_requests_are_refused_with_a_message_naming_the_input(string json, string expected)
     {
         var error = Assert.Throws<InferenceException>(() => OipCodec.ReadRequest(Encoding.UTF8.GetBytes(json)));
