@@ -6,7 +6,7 @@
 //  2. Router: round trip through the control plane's router to a deployment's replica (an 'aimass serve' process)
 //     against the same replica called directly.
 //  3. A 100 MB model: load to ready, and resident memory before, loaded and after unload.
-//   dotnet AiMass.Bench.Serving.dll [SECONDS=10] [CLIENTS=64] [--aimass PATH/aimass.dll] [--only throughput|router|memory]
+//   dotnet AiMass.Bench.Serving.dll [SECONDS=10] [CLIENTS=64] [--aimass PATH/aimass.dll] [--only throughput|codec|router|memory] [--rounds N]
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Headers;
@@ -29,6 +29,8 @@ var seconds = positional.Count > 0 ? double.Parse(positional[0], CultureInfo.Inv
 var clients = positional.Count > 1 ? int.Parse(positional[1], CultureInfo.InvariantCulture) : 64;
 string? Flag(string name) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 var only = Flag("--only");
+// The configurations run this many times in alternating rounds; each row gives the median ratio and its range.
+var rounds = int.Parse(Flag("--rounds") ?? "1", CultureInfo.InvariantCulture);
 var aimass = Flag("--aimass") ?? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../src/AiMass.Cli/bin/Release/net10.0/aimass.dll"));
 var random = new Random(1);
 
@@ -65,22 +67,29 @@ if (only is null or "throughput")
             ($"V2 REST binary tensors, no batching ({cores} instances x 1 thread)", binary, none),
         };
         var baselines = new List<double> { Baseline(onnx, input, seconds) };
-        var rows = new List<(string Name, Result R, double Ratio)>();
-        foreach (var (name, body, options) in configurations)
+        var runs = configurations.Select(_ => new List<(Result R, double Ratio)>()).ToList();
+        for (var round = 0; round < rounds; round++)
         {
-            var result = await Served(onnx, body, options, 1, seconds, clients);
-            baselines.Add(Baseline(onnx, input, seconds));
-            rows.Add((name, result, result.Rate / ((baselines[^2] + baselines[^1]) / 2)));
+            for (var i = 0; i < configurations.Count; i++)
+            {
+                var (_, body, options) = configurations[i];
+                var result = await Served(onnx, body, options, 1, seconds, clients);
+                baselines.Add(Baseline(onnx, input, seconds));
+                runs[i].Add((result, result.Rate / ((baselines[^2] + baselines[^1]) / 2)));
+            }
         }
         var baseline = Median([.. baselines]);
-        Console.WriteLine($"## {label}, batch-1 requests, {clients} concurrent clients, {seconds:0} s each");
+        Console.WriteLine($"## {label}, batch-1 requests, {clients} concurrent clients, {seconds:0} s each, {rounds} round(s)");
         Console.WriteLine();
-        Console.WriteLine("| | requests/s | ratio to the baselines around it | server-added p50 (queue, execution excluded) | mean batch |");
+        Console.WriteLine("| | requests/s | ratio to the baselines around it (median, range) | server-added p50 (queue, execution excluded) | mean batch |");
         Console.WriteLine("|---|---:|---:|---:|---:|");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ONNX Runtime in-process, batch 1, {cores} sessions x 1 thread (baseline; median of {baselines.Count} runs, {baselines.Min():F0}-{baselines.Max():F0}) | {baseline:F0} | 1.00 | - | 1 |"));
-        foreach (var (name, r, ratio) in rows)
+        for (var i = 0; i < configurations.Count; i++)
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {r.Rate:F0} | {ratio:F2} | {r.AddedP50Us:F0} µs | {r.MeanBatch:F1} |"));
+            var ratios = runs[i].Select(r => r.Ratio).ToList();
+            var range = rounds > 1 ? string.Create(CultureInfo.InvariantCulture, $" ({ratios.Min():F2}-{ratios.Max():F2})") : "";
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {configurations[i].Name} | {Median(runs[i].Select(r => r.R.Rate).ToList()):F0} | {Median(ratios):F2}{range} | {Median(runs[i].Select(r => r.R.AddedP50Us).ToList()):F0} µs | {Median(runs[i].Select(r => r.R.MeanBatch).ToList()):F1} |"));
         }
         Console.WriteLine();
     }
