@@ -17,7 +17,8 @@ root.Subcommands.Add(UpCommand.Create());
 root.Subcommands.Add(AdminCommands.Status());
 root.Subcommands.Add(ModelsCommands.Create());
 root.Subcommands.Add(JobsCommands.Create());
-root.Subcommands.Add(TrainCommand.Create());
+var train = TrainCommand.Create();
+root.Subcommands.Add(train);
 root.Subcommands.Add(TuneCommands.Tune());
 root.Subcommands.Add(TuneCommands.Studies());
 root.Subcommands.Add(ServeCommand.Create());
@@ -33,6 +34,6 @@ var parsed = root.Parse(args);
 // training run gets as long as its step and checkpoint take (a job's executor sends SIGKILL after its grace period).
 var invocation = new InvocationConfiguration
 {
-    ProcessTerminationTimeout = parsed.CommandResult.Command.Name == "train" ? TimeSpan.FromMinutes(10) : TimeSpan.FromSeconds(2),
+    ProcessTerminationTimeout = parsed.CommandResult.Command == train ? TimeSpan.FromMinutes(10) : TimeSpan.FromSeconds(2),
 };
 return await parsed.InvokeAsync(invocation);

@@ -120,7 +120,10 @@ public interface IExecutor
     /// <summary>Asks the whole process tree to stop (SIGTERM), or kills it (SIGKILL).</summary>
     void Terminate(TaskHandle task, bool kill);
 
-    /// <summary>Whether a task is still running, or how it ended (used after a restart of the control plane).</summary>
+    /// <summary>
+    /// Whether a task is still running, or how it ended (used after a restart of the control plane); a handle whose
+    /// launch was never recorded (<see cref="TaskHandle.IsLaunched"/> false) has ended, lost.
+    /// </summary>
     TaskExit? Probe(TaskHandle task);
 
     /// <summary>

@@ -1195,7 +1195,7 @@ public sealed partial class JobController : IAsyncDisposable
                     t.ExternalId = located.ExternalId;
                     step.Dirty(t);
                 }
-                var probe = handle.IsLaunched ? _executor.Probe(handle) : TaskExit.Lost("its launch was not completed");
+                var probe = _executor.Probe(handle); // a handle never launched: each executor says it is lost
                 if (probe is null)
                 {
                     alive.Add(new RunningTask(t, handle));

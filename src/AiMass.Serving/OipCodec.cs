@@ -92,10 +92,9 @@ public static class OipCodec
 
     /// <summary>
     /// Parses a request body; <paramref name="headerLength"/> is the JSON part's length when binary data follows.
-    /// The JSON is read in one pass without building a document: an input's <c>data</c> that comes after its name,
-    /// datatype and shape (the order every client library writes) goes straight into the tensor's array. Requests in
-    /// the common form are read by <see cref="OipFastReader"/>; any other (and any that is wrong) by a general reader
-    /// that says what is wrong.
+    /// Requests in the form client libraries write are read by <see cref="OipFastReader"/>, which puts numeric data
+    /// straight into the tensors; any other (fields in another order, escapes, and every request that is wrong) by
+    /// <see cref="ReadJson"/>, through a JSON document, whose errors say what is wrong.
     /// </summary>
     public static InferenceRequest ReadRequest(ReadOnlyMemory<byte> body, int? headerLength = null)
     {
@@ -105,59 +104,27 @@ public static class OipCodec
         }
         var json = body[..(headerLength ?? body.Length)];
         var binary = body[(headerLength ?? body.Length)..];
-        try
-        {
-            return OipFastReader.TryRead(json.Span, binary) ?? ReadJson(json.Span, binary);
-        }
-        catch (JsonException e)
-        {
-            throw new InferenceException($"the request is not valid JSON: {e.Message}", e);
-        }
+        return OipFastReader.TryRead(json.Span, binary) ?? ReadJson(json, binary);
     }
 
-    /// <summary>The general reader: any valid request, in any field order; errors say what is wrong.</summary>
-    internal static InferenceRequest ReadJson(ReadOnlySpan<byte> json, ReadOnlyMemory<byte> binary)
+    /// <summary>The general reader: any valid request, fields in any order, through a JSON document; errors say what is wrong.</summary>
+    internal static InferenceRequest ReadJson(ReadOnlyMemory<byte> json, ReadOnlyMemory<byte> binary)
     {
-        var reader = new Utf8JsonReader(json);
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-        {
-            throw new InferenceException("the request must be a JSON object with \"inputs\"");
-        }
-        string? id = null;
-        JsonElement parameters = default;
+        using var doc = ParseObject(json, "\"inputs\"");
+        var root = doc.RootElement;
+        var id = root.TryGetProperty("id", out var idElement) ? idElement.ValueKind == JsonValueKind.String ? idElement.GetString() : idElement.GetRawText() : null;
+        root.TryGetProperty("parameters", out var parameters);
         List<InferTensor>? inputs = null;
-        var outputs = new List<RequestedOutput>();
         var offset = 0;
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        if (root.TryGetProperty("inputs", out var inputsElement) && inputsElement.ValueKind == JsonValueKind.Array)
         {
-            var property = PropertyName(ref reader);
-            reader.Read();
-            if (property.SequenceEqual("inputs"u8) && reader.TokenType == JsonTokenType.StartArray)
+            inputs = [];
+            foreach (var input in inputsElement.EnumerateArray())
             {
-                inputs = [];
-                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
-                {
-                    inputs.Add(ReadInput(ref reader, json.Length, binary, ref offset));
-                }
-            }
-            else if (property.SequenceEqual("id"u8))
-            {
-                id = reader.TokenType == JsonTokenType.String ? reader.GetString() : JsonElement.ParseValue(ref reader).GetRawText();
-            }
-            else if (property.SequenceEqual("parameters"u8))
-            {
-                parameters = JsonElement.ParseValue(ref reader);
-            }
-            else if (property.SequenceEqual("outputs"u8) && reader.TokenType == JsonTokenType.StartArray)
-            {
-                outputs = ReadOutputs(JsonElement.ParseValue(ref reader));
-            }
-            else
-            {
-                reader.Skip();
+                inputs.Add(ReadInput(input, binary, ref offset));
             }
         }
-        reader.Read(); // throws on anything after the object
+        var outputs = root.TryGetProperty("outputs", out var outputsElement) && outputsElement.ValueKind == JsonValueKind.Array ? ReadOutputs(outputsElement) : [];
         return Assemble(id, parameters, inputs, outputs, offset, binary);
     }
 
@@ -224,86 +191,25 @@ public static class OipCodec
         return doc;
     }
 
-    /// <summary>
-    /// Reads one input object; the reader is on its first token and is left on its last. Data is read in place only
-    /// when the rest of the JSON could hold the shape's values (each takes at least a byte), so a small request
-    /// claiming a huge shape allocates nothing for it.
-    /// </summary>
-    private static InferTensor ReadInput(ref Utf8JsonReader reader, long jsonLength, ReadOnlyMemory<byte> binary, ref int offset)
+    private static InferTensor ReadInput(JsonElement input, ReadOnlyMemory<byte> binary, ref int offset)
     {
-        if (reader.TokenType != JsonTokenType.StartObject)
+        if (input.ValueKind != JsonValueKind.Object)
         {
             throw new InferenceException("every input must be an object with name, shape, datatype and data");
         }
-        string? name = null;
-        string? datatype = null;
-        JsonElement shapeElement = default;
-        JsonElement parameters = default;
-        JsonElement data = default;
-        Array? read = null; // data read in place, once name, datatype and shape were known
-        (InferDataType Type, long[] Shape) readAs = default;
-        long[]? shape = null;
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            var property = PropertyName(ref reader);
-            reader.Read();
-            if (property.SequenceEqual("name"u8))
-            {
-                name = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
-                reader.Skip();
-            }
-            else if (property.SequenceEqual("datatype"u8))
-            {
-                datatype = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
-                reader.Skip();
-            }
-            else if (property.SequenceEqual("shape"u8))
-            {
-                shapeElement = JsonElement.ParseValue(ref reader);
-                shape = null;
-            }
-            else if (property.SequenceEqual("parameters"u8))
-            {
-                parameters = JsonElement.ParseValue(ref reader);
-            }
-            else if (property.SequenceEqual("data"u8))
-            {
-                if (name is not null && InferDataTypes.TryParse(datatype, out var knownType) && (shape ??= TryShape(shapeElement)) is { } known
-                    && InferTensor.ElementCount(known) is var knownCount && knownCount <= jsonLength - reader.BytesConsumed)
-                {
-                    read = ReadData(ref reader, name, knownType, known, (int)knownCount);
-                    readAs = (knownType, known);
-                    data = default;
-                }
-                else
-                {
-                    data = JsonElement.ParseValue(ref reader);
-                    read = null;
-                }
-            }
-            else
-            {
-                reader.Skip();
-            }
-        }
-        if (name is null)
-        {
-            throw new InferenceException("an input has no \"name\"");
-        }
-        if (!InferDataTypes.TryParse(datatype, out var type))
+        var name = input.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : throw new InferenceException("an input has no \"name\"");
+        if (!input.TryGetProperty("datatype", out var dt) || !InferDataTypes.TryParse(dt.ValueKind == JsonValueKind.String ? dt.GetString() : null, out var type))
         {
             throw new InferenceException($"input '{name}': \"datatype\" must be one of {InferDataTypes.AllNames}");
         }
-        if (shapeElement.ValueKind != JsonValueKind.Array)
+        if (!input.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
         {
             throw new InferenceException($"input '{name}': \"shape\" must be a list of dimensions");
         }
-        shape = TryShape(shapeElement) ?? throw new InferenceException($"input '{name}': shape {shapeElement.GetRawText()} must hold non-negative whole numbers");
-        if (read is not null && (readAs.Type != type || !readAs.Shape.AsSpan().SequenceEqual(shape)))
-        {
-            throw new InferenceException($"input '{name}' gives its datatype or shape twice, differently");
-        }
-        return Complete(name, type, shape, parameters, read, data, binary, ref offset);
+        var shape = TryShape(shapeElement) ?? throw new InferenceException($"input '{name}': shape {shapeElement.GetRawText()} must hold non-negative whole numbers");
+        input.TryGetProperty("parameters", out var parameters);
+        input.TryGetProperty("data", out var data);
+        return Complete(name, type, shape, parameters, null, data, binary, ref offset);
     }
 
     /// <summary>
@@ -344,10 +250,6 @@ public static class OipCodec
         return new InferTensor(name, type, shape, FromJson(name, type, values));
     }
 
-    /// <summary>The UTF-8 name of the property the reader is on, unescaped.</summary>
-    private static ReadOnlySpan<byte> PropertyName(ref Utf8JsonReader reader) =>
-        reader.ValueIsEscaped ? Encoding.UTF8.GetBytes(reader.GetString()!) : reader.ValueSpan;
-
     /// <summary>The dimensions of a shape, or null when it is not a list of non-negative whole numbers.</summary>
     private static long[]? TryShape(JsonElement element)
     {
@@ -366,47 +268,6 @@ public static class OipCodec
             k++;
         }
         return shape;
-    }
-
-    /// <summary>
-    /// Reads an input's data (a value or nested lists, flattened in order) from the reader straight into the array of
-    /// <paramref name="type"/>; the reader is on the data's first token and is left on its last.
-    /// </summary>
-    private static Array ReadData(ref Utf8JsonReader reader, string name, InferDataType type, long[] shape, int count)
-    {
-        var array = InferDataTypes.NewArray(type, count);
-        var n = 0;
-        var depth = 0;
-        do
-        {
-            switch (reader.TokenType)
-            {
-                case JsonTokenType.StartArray:
-                    depth++;
-                    break;
-                case JsonTokenType.EndArray:
-                    depth--;
-                    break;
-                case JsonTokenType.StartObject:
-                    throw NotA(name, type, n, "{...}");
-                default:
-                    if (n < count && !(reader.TokenType == JsonTokenType.String
-                        ? type == InferDataType.Bytes && Set(array, n, reader.GetString()!)
-                        : TryConvert(type, reader.TokenType, reader.ValueSpan, array, n)))
-                    {
-                        var raw = Encoding.UTF8.GetString(reader.ValueSpan);
-                        throw NotA(name, type, n, reader.TokenType == JsonTokenType.String ? $"\"{raw}\"" : raw);
-                    }
-                    n++;
-                    break;
-            }
-        }
-        while (depth > 0 && reader.Read());
-        if (n != count)
-        {
-            throw new InferenceException($"input '{name}': shape [{string.Join(", ", shape)}] needs {count} values, got {n}");
-        }
-        return array;
     }
 
     private static void Flatten(JsonElement element, List<JsonElement> values)

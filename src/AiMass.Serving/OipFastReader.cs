@@ -267,23 +267,12 @@ internal ref struct OipFastReader
                     return false;
                 }
                 var start = _i;
-                if (Eat((byte)'t') && Literal("rue"u8))
+                if (Literal("true"u8) || Literal("false"u8))
                 {
-                    if (!OipCodec.TryConvert(type, JsonTokenType.True, default, array, n))
+                    if (!OipCodec.TryConvert(type, _s[start] == (byte)'t' ? JsonTokenType.True : JsonTokenType.False, default, array, n))
                     {
                         return false;
                     }
-                }
-                else if (_i == start && Eat((byte)'f') && Literal("alse"u8))
-                {
-                    if (!OipCodec.TryConvert(type, JsonTokenType.False, default, array, n))
-                    {
-                        return false;
-                    }
-                }
-                else if (_i != start)
-                {
-                    return false;
                 }
                 else if (floats is not null)
                 {

@@ -344,7 +344,7 @@ public sealed class Estimator
                 {
                     Checkpoint();
                 }
-                if (eval is not null && ((eval.EverySteps is { } es && Step % es == 0) || (eval.Every is { } et && time.GetElapsedTime(lastEval) >= et)))
+                if (eval is not null && !run.Interrupted && ((eval.EverySteps is { } es && Step % es == 0) || (eval.Every is { } et && time.GetElapsedTime(lastEval) >= et)))
                 {
                     Evaluate();
                     Context.SetMode(Mode.Train);

@@ -107,10 +107,9 @@ public sealed class ServingTests
     [InlineData("""{"inputs": [{"name": "X", "shape": [1, -4], "datatype": "FP32", "data": []}]}""", "must hold non-negative whole numbers")]
     [InlineData("""{"inputs": [{"name": "X", "shape": [1], "datatype": "FP32", "data": [1e39]}]}""", "value 0 (1e39) is not a valid FP32")]
     [InlineData("""{"inputs": [{"name": "X", "shape": [2], "datatype": "INT64", "data": [1, 2.5]}]}""", "value 1 (2.5) is not a valid INT64")]
-    [InlineData("""{"inputs": [{"name": "X", "shape": [3], "datatype": "FP32", "data": [1, [2], [{"a": 1}]]}]}""", "value 2 ({...}) is not a valid FP32")]
+    [InlineData("""{"inputs": [{"name": "X", "shape": [3], "datatype": "FP32", "data": [1, [2], [{"a": 1}]]}]}""", "value 2 ({\"a\": 1}) is not a valid FP32")]
     [InlineData("""{"inputs": [{"name": "X", "shape": [1], "datatype": "BOOL", "data": [null]}]}""", "value 0 (null) is not a valid BOOL")]
     [InlineData("""{"inputs": [{"name": "X", "shape": [1], "datatype": "FP32", "data": [1]}]} x""", "not valid JSON")]
-    [InlineData("""{"inputs": [{"name": "X", "shape": [1], "datatype": "FP32", "data": [1], "shape": [2]}]}""", "input 'X' gives its datatype or shape twice")]
     [InlineData("""[1, 2]""", "must be a JSON object")]
     [InlineData("""{"inputs": [{"name": "X", "shape": [1000000000], "datatype": "FP64", "data": [1, 2]}]}""", "needs 1000000000 values, got 2")]
     public void Bad_requests_are_refused_with_a_message_naming_the_input(string json, string expected)

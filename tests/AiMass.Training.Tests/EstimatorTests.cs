@@ -168,21 +168,23 @@ public sealed class EstimatorTests : IDisposable
     }
 
     [Fact]
-    public void An_interrupted_run_checkpoints_the_step_it_reached_skips_the_final_evaluation_and_resumes_there()
+    public void An_interrupted_run_checkpoints_the_step_it_reached_skips_the_evaluations_due_and_resumes_there()
     {
         using var signal = new CancellationTokenSource();
         var estimator = new Estimator(Classifier, Config(checkpointEvery: 1000));
         var result = estimator.TrainAndEvaluate(
-            new TrainSpec(XorData(200, 1).Batched(20)) { Epochs = 50, Hooks = [new CancelAt(13, signal), Hooks.InterruptWhen("interrupted by a signal", signal.Token)] },
-            new EvalSpec(XorData(100, 2).Batched(50)) { EveryEpoch = false });
+            new TrainSpec(XorData(200, 1).Batched(20)) { Epochs = 50, Hooks = [new CancelAt(14, signal), Hooks.InterruptWhen("interrupted by a signal", signal.Token)] },
+            new EvalSpec(XorData(100, 2).Batched(50)) { EverySteps = 7, EveryEpoch = false });
         Assert.True(result.Interrupted);
-        Assert.Equal(13, result.Step);
+        Assert.Equal(14, result.Step);
         Assert.Equal("interrupted by a signal", result.StopReason);
-        Assert.Null(result.LastEvaluation); // no evaluation on the way out
-        Assert.Equal(["ckpt-0000000013.aimass"], Directory.GetFiles(_dir, "ckpt-*.aimass").Select(Path.GetFileName));
+        // The evaluation at step 7 ran; the one due at step 14, the step interrupted, and the final one did not.
+        var steps = File.ReadAllLines(Path.Combine(_dir, "eval-eval.jsonl")).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64());
+        Assert.Equal([7], steps);
+        Assert.Equal(["ckpt-0000000014.aimass"], Directory.GetFiles(_dir, "ckpt-*.aimass").Select(Path.GetFileName));
 
         var resumed = new Estimator(Classifier, Config(checkpointEvery: 1000)).Train(XorData(200, 1).Batched(20), maxSteps: 20);
-        Assert.EndsWith("ckpt-0000000013.aimass", resumed.ResumedFrom, StringComparison.Ordinal);
+        Assert.EndsWith("ckpt-0000000014.aimass", resumed.ResumedFrom, StringComparison.Ordinal);
         Assert.False(resumed.Interrupted);
         Assert.Equal(20, resumed.Step);
     }
