@@ -2,7 +2,8 @@
 //  1. Throughput: MLPs served over Open Inference Protocol v2 REST by the model host, with and without dynamic
 //     batching, JSON and binary tensors, 64 concurrent clients sending batch-1 requests, against ONNX Runtime called in
 //     a loop in-process on the same model at batch 1; plus the server-side added latency (queue and execution excluded)
-//     read from the host's Server-Timing header.
+//     read from the host's Server-Timing header. The clients are a lean HTTP/1.1 load generator (RawHttpLoad, as wrk or
+//     perf_analyzer), and for the unbatched rows also HttpClient, to show what a heavier client takes from the server.
 //  2. Router: round trip through the control plane's router to a deployment's replica (an 'aimass serve' process)
 //     against the same replica called directly.
 //  3. A 100 MB model: load to ready, and resident memory before, loaded and after unload.
@@ -13,6 +14,7 @@ using System.Net.Http.Headers;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
+using AiMass.Bench.Serving;
 using AiMass.Deployments;
 using AiMass.Registry;
 using AiMass.Server;
@@ -59,12 +61,14 @@ if (only is null or "throughput")
         }
         // The machine's speed drifts: the baseline runs before every served configuration and once after the last, and
         // each configuration is compared with the mean of the baselines just before and after it.
-        var configurations = new List<(string Name, Body Body, BatchingOptions Batching)>
+        var configurations = new List<(string Name, Body Body, BatchingOptions Batching, bool Raw)>
         {
-            ($"V2 REST JSON, dynamic batching (max 64, 2 ms, {cores} instances x 1 thread)", json, batching),
-            ($"V2 REST binary tensors, dynamic batching (max 64, 2 ms, {cores} instances x 1 thread)", binary, batching),
-            ($"V2 REST JSON, no batching ({cores} instances x 1 thread)", json, none),
-            ($"V2 REST binary tensors, no batching ({cores} instances x 1 thread)", binary, none),
+            ($"V2 REST JSON, dynamic batching (max 64, 2 ms, {cores} instances x 1 thread)", json, batching, true),
+            ($"V2 REST binary tensors, dynamic batching (max 64, 2 ms, {cores} instances x 1 thread)", binary, batching, true),
+            ($"V2 REST JSON, no batching ({cores} instances x 1 thread)", json, none, true),
+            ($"V2 REST binary tensors, no batching ({cores} instances x 1 thread)", binary, none, true),
+            ($"V2 REST JSON, no batching, HttpClient as the load generator", json, none, false),
+            ($"V2 REST binary tensors, no batching, HttpClient as the load generator", binary, none, false),
         };
         var baselines = new List<double> { Baseline(onnx, input, seconds) };
         var runs = configurations.Select(_ => new List<(Result R, double Ratio)>()).ToList();
@@ -72,8 +76,8 @@ if (only is null or "throughput")
         {
             for (var i = 0; i < configurations.Count; i++)
             {
-                var (_, body, options) = configurations[i];
-                var result = await Served(onnx, body, options, 1, seconds, clients);
+                var (_, body, options, raw) = configurations[i];
+                var result = await Served(onnx, body, options, 1, seconds, clients, raw);
                 baselines.Add(Baseline(onnx, input, seconds));
                 runs[i].Add((result, result.Rate / ((baselines[^2] + baselines[^1]) / 2)));
             }
@@ -83,7 +87,7 @@ if (only is null or "throughput")
         Console.WriteLine();
         Console.WriteLine("| | requests/s | ratio to the baselines around it (median, range) | server-added p50 (queue, execution excluded) | mean batch |");
         Console.WriteLine("|---|---:|---:|---:|---:|");
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ONNX Runtime in-process, batch 1, {cores} sessions x 1 thread (baseline; median of {baselines.Count} runs, {baselines.Min():F0}-{baselines.Max():F0}) | {baseline:F0} | 1.00 | - | 1 |"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ONNX Runtime in-process, batch 1, one session run by {cores} threads (baseline; median of {baselines.Count} runs, {baselines.Min():F0}-{baselines.Max():F0}) | {baseline:F0} | 1.00 | - | 1 |"));
         for (var i = 0; i < configurations.Count; i++)
         {
             var ratios = runs[i].Select(r => r.Ratio).ToList();
@@ -166,10 +170,12 @@ static double Baseline(byte[] onnx, float[] input, double seconds)
 {
     var threads = Environment.ProcessorCount;
     var counts = new long[threads];
+    // One session run by as many threads as there are cores, as the model host runs one session with as many
+    // instances (on this VM the same as a session per thread or a little faster).
+    using var session = ModelSession.Load(onnx, "baseline", "1", new ModelSessionOptions { IntraOpThreads = 1 });
     var stop = Stopwatch.StartNew();
     Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
     {
-        using var session = ModelSession.Load(onnx, "baseline", "1", new ModelSessionOptions { IntraOpThreads = 1 });
         InferTensor[] request = [new InferTensor("input", InferDataType.Fp32, [1, 784], input)];
         while (stop.Elapsed.TotalSeconds < seconds)
         {
@@ -192,7 +198,7 @@ static HttpRequestMessage Post(string path, Body body)
     return request;
 }
 
-static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batching, int threads, double seconds, int clients)
+static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batching, int threads, double seconds, int clients, bool raw = true)
 {
     await using var repository = new ModelRepository();
     var model = await repository.LoadAsync("m", "1", onnx, new ModelConfig { Batching = batching, Session = new ModelSessionOptions { IntraOpThreads = threads } });
@@ -209,16 +215,24 @@ static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batchin
     var stop = Stopwatch.StartNew();
     var startBatches = model.Batcher.Batches;
     var startInferences = model.Batcher.Inferences;
-    await Task.WhenAll(Enumerable.Range(0, clients).Select(async _ =>
+    if (raw)
     {
-        while (stop.Elapsed.TotalSeconds < seconds)
+        var load = new RawHttpLoad(app.GetListeningAddress(), "v2/models/m/infer", body.Bytes, body.HeaderLength);
+        done = await load.RunAsync(clients, () => stop.Elapsed.TotalSeconds >= seconds);
+    }
+    else
+    {
+        await Task.WhenAll(Enumerable.Range(0, clients).Select(async _ =>
         {
-            using var response = await http.SendAsync(Post("v2/models/m/infer", body));
-            response.EnsureSuccessStatusCode();
-            await response.Content.ReadAsByteArrayAsync();
-            Interlocked.Increment(ref done);
-        }
-    }));
+            while (stop.Elapsed.TotalSeconds < seconds)
+            {
+                using var response = await http.SendAsync(Post("v2/models/m/infer", body));
+                response.EnsureSuccessStatusCode();
+                await response.Content.ReadAsByteArrayAsync();
+                Interlocked.Increment(ref done);
+            }
+        }));
+    }
     var rate = done / stop.Elapsed.TotalSeconds;
     var meanBatch = (model.Batcher.Inferences - startInferences) / (double)Math.Max(1, model.Batcher.Batches - startBatches);
     // Server-side added time of single requests on an idle host: total − queue − compute from Server-Timing.
