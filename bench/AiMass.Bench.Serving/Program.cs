@@ -7,7 +7,7 @@
 //  2. Router: round trip through the control plane's router to a deployment's replica (an 'aimass serve' process)
 //     against the same replica called directly.
 //  3. A 100 MB model: load to ready, and resident memory before, loaded and after unload.
-//   dotnet AiMass.Bench.Serving.dll [SECONDS=10] [CLIENTS=64] [--aimass PATH/aimass.dll] [--only throughput|codec|router|memory] [--rounds N]
+//   dotnet AiMass.Bench.Serving.dll [SLICES=10] [CLIENTS=64] [--aimass PATH/aimass.dll] [--only throughput|codec|router|memory] [--rounds N]
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Headers;
@@ -27,11 +27,12 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
 var positional = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (i == 0 || !args[i - 1].StartsWith("--", StringComparison.Ordinal))).ToList();
+// Throughput: one-second slices of each configuration, each between two slices of the baseline.
 var seconds = positional.Count > 0 ? double.Parse(positional[0], CultureInfo.InvariantCulture) : 10;
 var clients = positional.Count > 1 ? int.Parse(positional[1], CultureInfo.InvariantCulture) : 64;
 string? Flag(string name) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 var only = Flag("--only");
-// The configurations run this many times in alternating rounds; each row gives the median ratio and its range.
+// The configurations run this many times in alternating rounds; each row gives the median of all its slices' ratios.
 var rounds = int.Parse(Flag("--rounds") ?? "1", CultureInfo.InvariantCulture);
 var aimass = Flag("--aimass") ?? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../src/AiMass.Cli/bin/Release/net10.0/aimass.dll"));
 var random = new Random(1);
@@ -48,19 +49,19 @@ if (only is null or "throughput")
     {
         var onnx = Mlp(hidden, random);
         var input = Enumerable.Range(0, 784).Select(_ => (float)random.NextDouble()).ToArray();
-        var json = new Body(Encoding.UTF8.GetBytes($$"""{"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": [{{string.Join(",", input.Select(v => v.ToString("R", CultureInfo.InvariantCulture)))}}]}]}"""), null);
+        var json = new Body(Encoding.UTF8.GetBytes($$"""{"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": [{{string.Join(",", input.Select(v => v.ToString("R", CultureInfo.InvariantCulture)))}}]}]}"""), null, input);
         var header = Encoding.UTF8.GetBytes("""{"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "parameters": {"binary_data_size": 3136}}], "parameters": {"binary_data_output": true}}""");
-        var binary = new Body([.. header, .. MemoryMarshal.AsBytes(input.AsSpan()).ToArray()], header.Length);
+        var binary = new Body([.. header, .. MemoryMarshal.AsBytes(input.AsSpan()).ToArray()], header.Length, input);
         var cores = Environment.ProcessorCount;
         var batching = new BatchingOptions { MaxBatchSize = 64, MaxQueueDelay = TimeSpan.FromMicroseconds(2000), Instances = cores };
         var none = new BatchingOptions { MaxBatchSize = 1, Instances = cores };
         if (label.StartsWith("MLP 784-2048", StringComparison.Ordinal))
         {
             // The first host in a process runs its code before the JIT has optimised it: warm the whole path up, untimed.
-            await Served(onnx, json, batching, 1, 2, clients);
+            await Served(onnx, json, batching, 2, clients, true);
+            await Served(onnx, binary, none, 2, clients, true);
+            await Served(onnx, binary, none, 2, clients, false);
         }
-        // The machine's speed drifts: the baseline runs before every served configuration and once after the last, and
-        // each configuration is compared with the mean of the baselines just before and after it.
         var configurations = new List<(string Name, Body Body, BatchingOptions Batching, bool Raw)>
         {
             ($"V2 REST JSON, dynamic batching (max 64, 2 ms, {cores} instances x 1 thread)", json, batching, true),
@@ -70,30 +71,27 @@ if (only is null or "throughput")
             ($"V2 REST JSON, no batching, HttpClient as the load generator", json, none, false),
             ($"V2 REST binary tensors, no batching, HttpClient as the load generator", binary, none, false),
         };
-        var baselines = new List<double> { Baseline(onnx, input, seconds) };
-        var runs = configurations.Select(_ => new List<(Result R, double Ratio)>()).ToList();
+        var results = new Result?[configurations.Count];
         for (var round = 0; round < rounds; round++)
         {
             for (var i = 0; i < configurations.Count; i++)
             {
                 var (_, body, options, raw) = configurations[i];
-                var result = await Served(onnx, body, options, 1, seconds, clients, raw);
-                baselines.Add(Baseline(onnx, input, seconds));
-                runs[i].Add((result, result.Rate / ((baselines[^2] + baselines[^1]) / 2)));
+                var result = await Served(onnx, body, options, seconds, clients, raw);
+                results[i] = results[i] is { } earlier ? earlier.Merge(result) : result;
             }
         }
-        var baseline = Median([.. baselines]);
-        Console.WriteLine($"## {label}, batch-1 requests, {clients} concurrent clients, {seconds:0} s each, {rounds} round(s)");
+        var baselineRates = results.SelectMany(r => r!.Baselines).ToList();
+        Console.WriteLine($"## {label}, batch-1 requests, {clients} concurrent clients, {seconds:0} one-second slices of each, {rounds} round(s)");
         Console.WriteLine();
-        Console.WriteLine("| | requests/s | ratio to the baselines around it (median, range) | server-added p50 (queue, execution excluded) | mean batch |");
+        Console.WriteLine("| | requests/s (median of slices) | ratio to the baseline slices around it: median (quartiles) | server-added p50 (queue, execution excluded) | mean batch |");
         Console.WriteLine("|---|---:|---:|---:|---:|");
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ONNX Runtime in-process, batch 1, one session run by {cores} threads (baseline; median of {baselines.Count} runs, {baselines.Min():F0}-{baselines.Max():F0}) | {baseline:F0} | 1.00 | - | 1 |"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ONNX Runtime in-process on the host's own session, batch 1, {cores} threads (baseline; {baselineRates.Count} slices, {Quantile(baselineRates, 0.25):F0}-{Quantile(baselineRates, 0.75):F0} between quartiles) | {Median(baselineRates):F0} | 1.00 | - | 1 |"));
         for (var i = 0; i < configurations.Count; i++)
         {
-            var ratios = runs[i].Select(r => r.Ratio).ToList();
-            var range = rounds > 1 ? string.Create(CultureInfo.InvariantCulture, $" ({ratios.Min():F2}-{ratios.Max():F2})") : "";
+            var r = results[i]!;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {configurations[i].Name} | {Median(runs[i].Select(r => r.R.Rate).ToList()):F0} | {Median(ratios):F2}{range} | {Median(runs[i].Select(r => r.R.AddedP50Us).ToList()):F0} µs | {Median(runs[i].Select(r => r.R.MeanBatch).ToList()):F1} |"));
+                $"| {configurations[i].Name} | {Median(r.Rates):F0} | {Median(r.Ratios):F2} ({Quantile(r.Ratios, 0.25):F2}-{Quantile(r.Ratios, 0.75):F2}) | {Median(r.AddedUs):F0} µs | {r.MeanBatch:F1} |"));
         }
         Console.WriteLine();
     }
@@ -166,18 +164,17 @@ static byte[] Mlp(int[] hidden, Random random)
     return OnnxExport.Export(new Sequential([.. layers]), [784]);
 }
 
-static double Baseline(byte[] onnx, float[] input, double seconds)
+// ONNX Runtime called in a loop in-process: the session run by as many threads as there are cores, as the model host
+// runs it with as many instances, for one slice.
+static double Baseline(ModelSession session, float[] input, TimeSpan slice)
 {
     var threads = Environment.ProcessorCount;
     var counts = new long[threads];
-    // One session run by as many threads as there are cores, as the model host runs one session with as many
-    // instances (on this VM the same as a session per thread or a little faster).
-    using var session = ModelSession.Load(onnx, "baseline", "1", new ModelSessionOptions { IntraOpThreads = 1 });
     var stop = Stopwatch.StartNew();
     Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
     {
         InferTensor[] request = [new InferTensor("input", InferDataType.Fp32, [1, 784], input)];
-        while (stop.Elapsed.TotalSeconds < seconds)
+        while (stop.Elapsed < slice)
         {
             session.Run(request);
             counts[t]++;
@@ -198,10 +195,14 @@ static HttpRequestMessage Post(string path, Body body)
     return request;
 }
 
-static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batching, int threads, double seconds, int clients, bool raw = true)
+// One configuration: the model host on port 0 loaded with the model; then, alternating, one-second slices of the
+// baseline on the host's own session (same weights, same process) and of the clients' load on the host, baseline first
+// and last, so that each served slice is compared with the baseline slices just before and after it: this VM's speed
+// drifts by tens of percent within a minute, much less within two seconds.
+static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batching, double slices, int clients, bool raw)
 {
     await using var repository = new ModelRepository();
-    var model = await repository.LoadAsync("m", "1", onnx, new ModelConfig { Batching = batching, Session = new ModelSessionOptions { IntraOpThreads = threads } });
+    var model = await repository.LoadAsync("m", "1", onnx, new ModelConfig { Batching = batching, Session = new ModelSessionOptions { IntraOpThreads = 1 } });
     await using var app = InferenceApi.BuildHost(repository, "127.0.0.1", 0);
     await app.StartAsync();
     using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = clients }) { BaseAddress = app.GetListeningAddress() };
@@ -211,20 +212,18 @@ static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batchin
         using var warm = await http.SendAsync(Post("v2/models/m/infer", body));
         warm.EnsureSuccessStatusCode();
     }
-    long done = 0;
-    var stop = Stopwatch.StartNew();
-    var startBatches = model.Batcher.Batches;
-    var startInferences = model.Batcher.Inferences;
-    if (raw)
+    await using var load = raw ? await RawHttpLoad.ConnectAsync(app.GetListeningAddress(), "v2/models/m/infer", body.Bytes, body.HeaderLength, clients) : null;
+    async Task<long> Slice(TimeSpan length)
     {
-        var load = new RawHttpLoad(app.GetListeningAddress(), "v2/models/m/infer", body.Bytes, body.HeaderLength);
-        done = await load.RunAsync(clients, () => stop.Elapsed.TotalSeconds >= seconds);
-    }
-    else
-    {
+        if (load is not null)
+        {
+            return await load.RunAsync(length);
+        }
+        long done = 0;
+        var stop = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, clients).Select(async _ =>
         {
-            while (stop.Elapsed.TotalSeconds < seconds)
+            while (stop.Elapsed < length)
             {
                 using var response = await http.SendAsync(Post("v2/models/m/infer", body));
                 response.EnsureSuccessStatusCode();
@@ -232,8 +231,23 @@ static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batchin
                 Interlocked.Increment(ref done);
             }
         }));
+        return done;
     }
-    var rate = done / stop.Elapsed.TotalSeconds;
+    var slice = TimeSpan.FromSeconds(1);
+    await Slice(slice);
+    var baselines = new List<double> { Baseline(model.Session, body.Input, slice) };
+    var rates = new List<double>();
+    var ratios = new List<double>();
+    var startBatches = model.Batcher.Batches;
+    var startInferences = model.Batcher.Inferences;
+    for (var i = 0; i < slices; i++)
+    {
+        var watch = Stopwatch.StartNew();
+        var done = await Slice(slice);
+        rates.Add(done / watch.Elapsed.TotalSeconds);
+        baselines.Add(Baseline(model.Session, body.Input, slice));
+        ratios.Add(rates[^1] / ((baselines[^2] + baselines[^1]) / 2));
+    }
     var meanBatch = (model.Batcher.Inferences - startInferences) / (double)Math.Max(1, model.Batcher.Batches - startBatches);
     // Server-side added time of single requests on an idle host: total − queue − compute from Server-Timing.
     var added = new List<double>();
@@ -245,16 +259,18 @@ static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batchin
         added.Add((timing["total"] - timing["queue"] - timing["compute"]) * 1000);
     }
     await app.StopAsync();
-    return new Result(rate, Median(added), meanBatch);
+    return new Result(rates, ratios, baselines, added, meanBatch);
 }
 
 static Dictionary<string, double> ParseTiming(string header) =>
     header.Split(',').Select(p => p.Trim().Split(";dur=")).ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture));
 
-static double Median(List<double> values)
+static double Median(IReadOnlyList<double> values) => Quantile(values, 0.5);
+
+static double Quantile(IReadOnlyList<double> values, double q)
 {
-    values.Sort();
-    return values[values.Count / 2];
+    var sorted = values.Order().ToList();
+    return sorted[(int)Math.Min(sorted.Count - 1, Math.Floor(q * sorted.Count))];
 }
 
 static async Task RouterAsync(string aimass, Random random)
@@ -294,7 +310,7 @@ static async Task RouterAsync(string aimass, Random random)
         var replica = d.Tracks[0].Replicas[0].Address!;
         var input = Enumerable.Range(0, 784).Select(_ => (float)random.NextDouble()).ToArray();
         var header = Encoding.UTF8.GetBytes("""{"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "parameters": {"binary_data_size": 3136}}], "parameters": {"binary_data_output": true}}""");
-        var body = new Body([.. header, .. MemoryMarshal.AsBytes(input.AsSpan()).ToArray()], header.Length);
+        var body = new Body([.. header, .. MemoryMarshal.AsBytes(input.AsSpan()).ToArray()], header.Length, input);
         using var http = new HttpClient();
         async Task<double> Time(string url)
         {
@@ -390,6 +406,9 @@ static long Rss()
     return long.Parse(File.ReadAllText("/proc/self/statm").Split(' ')[1], CultureInfo.InvariantCulture) * Environment.SystemPageSize;
 }
 
-internal sealed record Body(byte[] Bytes, int? HeaderLength);
+internal sealed record Body(byte[] Bytes, int? HeaderLength, float[] Input);
 
-internal sealed record Result(double Rate, double AddedP50Us, double MeanBatch);
+internal sealed record Result(List<double> Rates, List<double> Ratios, List<double> Baselines, List<double> AddedUs, double MeanBatch)
+{
+    public Result Merge(Result other) => new([.. Rates, .. other.Rates], [.. Ratios, .. other.Ratios], [.. Baselines, .. other.Baselines], [.. AddedUs, .. other.AddedUs], (MeanBatch + other.MeanBatch) / 2);
+}

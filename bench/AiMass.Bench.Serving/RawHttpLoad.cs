@@ -1,4 +1,5 @@
 using System.Buffers.Text;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -11,15 +12,23 @@ namespace AiMass.Bench.Serving;
 /// (no header objects, no per-request allocation). It exists so that the load generator, which shares the machine's
 /// cores with the server, takes as little of them as possible; HttpClient costs several times more per request.
 /// </summary>
-internal sealed class RawHttpLoad
+internal sealed class RawHttpLoad : IAsyncDisposable
 {
     private readonly byte[] _request;
-    private readonly EndPoint _server;
+    private readonly Socket[] _sockets;
+    private readonly byte[][] _buffers;
 
-    /// <param name="inferenceHeaderLength">For a binary-tensor body, the length of its JSON header; null for a JSON body.</param>
-    public RawHttpLoad(Uri server, string path, byte[] body, int? inferenceHeaderLength)
+    private RawHttpLoad(byte[] request, Socket[] sockets)
     {
-        _server = new IPEndPoint(IPAddress.Parse(server.Host), server.Port);
+        _request = request;
+        _sockets = sockets;
+        _buffers = sockets.Select(_ => new byte[64 * 1024]).ToArray();
+    }
+
+    /// <summary>Opens <paramref name="clients"/> keep-alive connections that will each send the same request.</summary>
+    /// <param name="inferenceHeaderLength">For a binary-tensor body, the length of its JSON header; null for a JSON body.</param>
+    public static async Task<RawHttpLoad> ConnectAsync(Uri server, string path, byte[] body, int? inferenceHeaderLength, int clients)
+    {
         var head = new StringBuilder()
             .Append("POST /").Append(path).Append(" HTTP/1.1\r\n")
             .Append("Host: ").Append(server.Host).Append(':').Append(server.Port).Append("\r\n")
@@ -30,28 +39,41 @@ internal sealed class RawHttpLoad
             head.Append("Inference-Header-Content-Length: ").Append(h).Append("\r\n");
         }
         head.Append("\r\n");
-        _request = [.. Encoding.ASCII.GetBytes(head.ToString()), .. body];
+        var endpoint = new IPEndPoint(IPAddress.Parse(server.Host), server.Port);
+        var sockets = new Socket[clients];
+        for (var i = 0; i < clients; i++)
+        {
+            sockets[i] = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            await sockets[i].ConnectAsync(endpoint);
+        }
+        return new RawHttpLoad([.. Encoding.ASCII.GetBytes(head.ToString()), .. body], sockets);
     }
 
-    /// <summary>Runs <paramref name="clients"/> connections until <paramref name="until"/> says stop; returns the answers counted.</summary>
-    public async Task<long> RunAsync(int clients, Func<bool> until)
+    /// <summary>Every connection sends, waits for the answer and sends again until <paramref name="length"/> has passed; returns the answers.</summary>
+    public async Task<long> RunAsync(TimeSpan length)
     {
         long done = 0;
-        await Task.WhenAll(Enumerable.Range(0, clients).Select(async _ =>
+        var watch = Stopwatch.StartNew();
+        await Task.WhenAll(_sockets.Select(async (socket, i) =>
         {
-            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            await socket.ConnectAsync(_server);
-            var buffer = new byte[64 * 1024];
-            while (!until())
+            while (watch.Elapsed < length)
             {
                 await socket.SendAsync(_request, SocketFlags.None);
-                await ReadResponseAsync(socket, buffer);
+                await ReadResponseAsync(socket, _buffers[i]);
                 Interlocked.Increment(ref done);
             }
         }));
         return done;
     }
 
+    public ValueTask DisposeAsync()
+    {
+        foreach (var socket in _sockets)
+        {
+            socket.Dispose();
+        }
+        return ValueTask.CompletedTask;
+    }
     private static async Task ReadResponseAsync(Socket socket, byte[] buffer)
     {
         var filled = 0;
