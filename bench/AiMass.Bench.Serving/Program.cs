@@ -84,14 +84,14 @@ if (only is null or "throughput")
         var baselineRates = results.SelectMany(r => r!.Baselines).ToList();
         Console.WriteLine($"## {label}, batch-1 requests, {clients} concurrent clients, {seconds:0} one-second slices of each, {rounds} round(s)");
         Console.WriteLine();
-        Console.WriteLine("| | requests/s (median of slices) | ratio to the baseline slices around it: median (quartiles) | server-added p50 (queue, execution excluded) | mean batch |");
-        Console.WriteLine("|---|---:|---:|---:|---:|");
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ONNX Runtime in-process on the host's own session, batch 1, {cores} threads (baseline; {baselineRates.Count} slices, {Quantile(baselineRates, 0.25):F0}-{Quantile(baselineRates, 0.75):F0} between quartiles) | {Median(baselineRates):F0} | 1.00 | - | 1 |"));
+        Console.WriteLine("| | requests/s (median of slices) | ratio to the baseline slices around it: median (quartiles) | server-added p50 (queue, execution excluded) | mean batch | warm-up slices; JIT per measured slice |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ONNX Runtime in-process on the host's own session, batch 1, {cores} threads (baseline; {baselineRates.Count} slices, {Quantile(baselineRates, 0.25):F0}-{Quantile(baselineRates, 0.75):F0} between quartiles) | {Median(baselineRates):F0} | 1.00 | - | 1 | - |"));
         for (var i = 0; i < configurations.Count; i++)
         {
             var r = results[i]!;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {configurations[i].Name} | {Median(r.Rates):F0} | {Median(r.Ratios):F2} ({Quantile(r.Ratios, 0.25):F2}-{Quantile(r.Ratios, 0.75):F2}) | {Median(r.AddedUs):F0} µs | {r.MeanBatch:F1} |"));
+                $"| {configurations[i].Name} | {Median(r.Rates):F0} | {Median(r.Ratios):F2} ({Quantile(r.Ratios, 0.25):F2}-{Quantile(r.Ratios, 0.75):F2}) | {Median(r.AddedUs):F0} µs | {r.MeanBatch:F1} | {r.WarmSlices}; {r.JitPerSlice.TotalMilliseconds:F0} ms |"));
         }
         Console.WriteLine();
     }
@@ -234,7 +234,18 @@ static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batchin
         return done;
     }
     var slice = TimeSpan.FromSeconds(1);
-    await Slice(slice);
+    // Warm up until the JIT has settled (under 2 % of a slice spent compiling, at most 15 slices): a new host brings new
+    // code paths, and the JIT's thread would otherwise take its share of the two cores from the served slices alone.
+    var warmSlices = 0;
+    TimeSpan jitBefore;
+    do
+    {
+        jitBefore = System.Runtime.JitInfo.GetCompilationTime();
+        await Slice(slice);
+        warmSlices++;
+    }
+    while (System.Runtime.JitInfo.GetCompilationTime() - jitBefore > slice * 0.02 && warmSlices < 15);
+    var jitStart = System.Runtime.JitInfo.GetCompilationTime();
     var baselines = new List<double> { Baseline(model.Session, body.Input, slice) };
     var rates = new List<double>();
     var ratios = new List<double>();
@@ -248,6 +259,7 @@ static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batchin
         baselines.Add(Baseline(model.Session, body.Input, slice));
         ratios.Add(rates[^1] / ((baselines[^2] + baselines[^1]) / 2));
     }
+    var jit = System.Runtime.JitInfo.GetCompilationTime() - jitStart;
     var meanBatch = (model.Batcher.Inferences - startInferences) / (double)Math.Max(1, model.Batcher.Batches - startBatches);
     // Server-side added time of single requests on an idle host: total − queue − compute from Server-Timing.
     var added = new List<double>();
@@ -259,7 +271,7 @@ static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batchin
         added.Add((timing["total"] - timing["queue"] - timing["compute"]) * 1000);
     }
     await app.StopAsync();
-    return new Result(rates, ratios, baselines, added, meanBatch);
+    return new Result(rates, ratios, baselines, added, meanBatch, warmSlices, jit / slices);
 }
 
 static Dictionary<string, double> ParseTiming(string header) =>
@@ -408,7 +420,8 @@ static long Rss()
 
 internal sealed record Body(byte[] Bytes, int? HeaderLength, float[] Input);
 
-internal sealed record Result(List<double> Rates, List<double> Ratios, List<double> Baselines, List<double> AddedUs, double MeanBatch)
+internal sealed record Result(List<double> Rates, List<double> Ratios, List<double> Baselines, List<double> AddedUs, double MeanBatch, int WarmSlices, TimeSpan JitPerSlice)
 {
-    public Result Merge(Result other) => new([.. Rates, .. other.Rates], [.. Ratios, .. other.Ratios], [.. Baselines, .. other.Baselines], [.. AddedUs, .. other.AddedUs], (MeanBatch + other.MeanBatch) / 2);
+    public Result Merge(Result other) => new([.. Rates, .. other.Rates], [.. Ratios, .. other.Ratios], [.. Baselines, .. other.Baselines], [.. AddedUs, .. other.AddedUs],
+        (MeanBatch + other.MeanBatch) / 2, WarmSlices + other.WarmSlices, (JitPerSlice + other.JitPerSlice) / 2);
 }
