@@ -345,15 +345,17 @@ public sealed class DynamicBatcher : IAsyncDisposable
             if (batch.Count == 1)
             {
                 var outputs = _session.Run(batch[0].Request.Inputs, names);
-                Executed(batch, total, started, queued);
+                var compute = Executed(batch, started, queued);
                 _slots.Release();
                 released = true;
                 Deliver(batch[0], outputs, here: true);
+                // The metrics after the answer: the client does not wait for them.
+                ServingMetrics.Executed(_session.Name, _session.Version, total, compute, queued);
                 return;
             }
             var inputs = batch[0].Request.Inputs.Select(i => Concat(i.Name, batch)).ToList();
             var batched = _session.Run(inputs, names);
-            Executed(batch, total, started, queued);
+            var batchCompute = Executed(batch, started, queued);
             _slots.Release();
             released = true;
             var offset = 0;
@@ -362,6 +364,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
                 Deliver(p, batched.Select(o => Slice(o, offset, p.Rows, total)).ToList(), here: false);
                 offset += p.Rows;
             }
+            ServingMetrics.Executed(_session.Name, _session.Version, total, batchCompute, queued);
         }
 #pragma warning disable CA1031 // a failed execution fails its requests, never the worker
         catch (Exception e)
@@ -382,13 +385,13 @@ public sealed class DynamicBatcher : IAsyncDisposable
         }
     }
 
-    private void Executed(List<Pending> batch, int rows, long started, List<TimeSpan> queued)
+    /// <summary>Counts an execution and gives its requests their queue and compute times; returns the compute time.</summary>
+    private TimeSpan Executed(List<Pending> batch, long started, List<TimeSpan> queued)
     {
         var compute = _time.GetElapsedTime(started);
         var previous = Volatile.Read(ref _computeTicks);
         Volatile.Write(ref _computeTicks, previous == long.MaxValue ? compute.Ticks : (previous * 7 + compute.Ticks) / 8);
         Interlocked.Increment(ref _batches);
-        ServingMetrics.Executed(_session.Name, _session.Version, rows, compute, queued);
         for (var i = 0; i < batch.Count; i++)
         {
             if (batch[i].Request.Timing is { } timing)
@@ -397,6 +400,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
                 timing.Compute = compute;
             }
         }
+        return compute;
     }
 
     private void Deliver(Pending pending, IReadOnlyList<InferTensor> outputs, bool here)
