@@ -28,7 +28,7 @@ using Microsoft.Extensions.Logging;
 
 var positional = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (i == 0 || !args[i - 1].StartsWith("--", StringComparison.Ordinal))).ToList();
 // Throughput: one-second slices of each configuration, each between two slices of the baseline.
-var seconds = positional.Count > 0 ? double.Parse(positional[0], CultureInfo.InvariantCulture) : 10;
+var slices = positional.Count > 0 ? int.Parse(positional[0], CultureInfo.InvariantCulture) : 10;
 var clients = positional.Count > 1 ? int.Parse(positional[1], CultureInfo.InvariantCulture) : 64;
 string? Flag(string name) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 var only = Flag("--only");
@@ -77,12 +77,12 @@ if (only is null or "throughput")
             for (var i = 0; i < configurations.Count; i++)
             {
                 var (_, body, options, raw) = configurations[i];
-                var result = await Served(onnx, body, options, seconds, clients, raw);
+                var result = await Served(onnx, body, options, slices, clients, raw);
                 results[i] = results[i] is { } earlier ? earlier.Merge(result) : result;
             }
         }
         var baselineRates = results.SelectMany(r => r!.Baselines).ToList();
-        Console.WriteLine($"## {label}, batch-1 requests, {clients} concurrent clients, {seconds:0} one-second slices of each, {rounds} round(s)");
+        Console.WriteLine($"## {label}, batch-1 requests, {clients} concurrent clients, {slices} one-second slices of each, {rounds} round(s)");
         Console.WriteLine();
         Console.WriteLine("| | requests/s (median of slices) | ratio to the baseline slices around it: median (quartiles) | server-added p50 (queue, execution excluded) | mean batch | warm-up slices; JIT per measured slice |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|");
@@ -199,7 +199,7 @@ static HttpRequestMessage Post(string path, Body body)
 // baseline on the host's own session (same weights, same process) and of the clients' load on the host, baseline first
 // and last, so that each served slice is compared with the baseline slices just before and after it: this VM's speed
 // drifts by tens of percent within a minute, much less within two seconds.
-static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batching, double slices, int clients, bool raw)
+static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batching, int slices, int clients, bool raw)
 {
     await using var repository = new ModelRepository();
     var model = await repository.LoadAsync("m", "1", onnx, new ModelConfig { Batching = batching, Session = new ModelSessionOptions { IntraOpThreads = 1 } });

@@ -9,7 +9,7 @@ namespace AiMass.Bench.Serving;
 /// <summary>
 /// A lean HTTP/1.1 load generator, in the manner of wrk or Triton's perf_analyzer: each client is one keep-alive
 /// connection sending the same pre-built request and reading the answer with as little work as the protocol allows
-/// (no header objects, no per-request allocation). It exists so that the load generator, which shares the machine's
+/// (no request, response or header objects; the answer is read into the connection's buffer). It exists so that the load generator, which shares the machine's
 /// cores with the server, takes as little of them as possible; HttpClient costs several times more per request.
 /// </summary>
 internal sealed class RawHttpLoad : IAsyncDisposable
@@ -74,6 +74,8 @@ internal sealed class RawHttpLoad : IAsyncDisposable
         }
         return ValueTask.CompletedTask;
     }
+
+    /// <summary>Reads one answer (headers and Content-Length bytes of body); anything but 200 is an error.</summary>
     private static async Task ReadResponseAsync(Socket socket, byte[] buffer)
     {
         var filled = 0;
