@@ -71,27 +71,28 @@ if (only is null or "throughput")
             ($"V2 REST JSON, no batching, HttpClient as the load generator", json, none, false),
             ($"V2 REST binary tensors, no batching, HttpClient as the load generator", binary, none, false),
         };
-        var results = new Result?[configurations.Count];
+        // Each configuration's result from every round.
+        var results = configurations.Select(_ => new List<Result>()).ToList();
         for (var round = 0; round < rounds; round++)
         {
             for (var i = 0; i < configurations.Count; i++)
             {
                 var (_, body, options, raw) = configurations[i];
-                var result = await Served(onnx, body, options, slices, clients, raw);
-                results[i] = results[i] is { } earlier ? earlier.Merge(result) : result;
+                results[i].Add(await Served(onnx, body, options, slices, clients, raw));
             }
         }
-        var baselineRates = results.SelectMany(r => r!.Baselines).ToList();
+        var baselineRates = results.SelectMany(r => r).SelectMany(r => r.Baselines).ToList();
         Console.WriteLine($"## {label}, batch-1 requests, {clients} concurrent clients, {slices} one-second slices of each, {rounds} round(s)");
         Console.WriteLine();
-        Console.WriteLine("| | requests/s (median of slices) | ratio to the baseline slices around it: median (quartiles) | server-added p50 (queue, execution excluded) | mean batch | warm-up slices; JIT per measured slice |");
+        Console.WriteLine("| | requests/s (median of slices) | ratio to the baseline slices around it: median (quartiles) | server-added p50 (queue, execution excluded) | mean batch | warm-up slices (per round); JIT per measured slice |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ONNX Runtime in-process on the host's own session, batch 1, {cores} threads (baseline; {baselineRates.Count} slices, {Quantile(baselineRates, 0.25):F0}-{Quantile(baselineRates, 0.75):F0} between quartiles) | {Median(baselineRates):F0} | 1.00 | - | 1 | - |"));
         for (var i = 0; i < configurations.Count; i++)
         {
-            var r = results[i]!;
+            var runs = results[i];
+            var ratios = runs.SelectMany(r => r.Ratios).ToList();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {configurations[i].Name} | {Median(r.Rates):F0} | {Median(r.Ratios):F2} ({Quantile(r.Ratios, 0.25):F2}-{Quantile(r.Ratios, 0.75):F2}) | {Median(r.AddedUs):F0} µs | {r.MeanBatch:F1} | {r.WarmSlices}; {r.JitPerSlice.TotalMilliseconds:F0} ms |"));
+                $"| {configurations[i].Name} | {Median(runs.SelectMany(r => r.Rates).ToList()):F0} | {Median(ratios):F2} ({Quantile(ratios, 0.25):F2}-{Quantile(ratios, 0.75):F2}) | {Median(runs.SelectMany(r => r.AddedUs).ToList()):F0} µs | {runs.Average(r => r.MeanBatch):F1} | {string.Join("/", runs.Select(r => r.WarmSlices))}; {runs.Average(r => r.JitPerSlice.TotalMilliseconds):F0} ms |"));
         }
         Console.WriteLine();
     }
@@ -420,8 +421,4 @@ static long Rss()
 
 internal sealed record Body(byte[] Bytes, int? HeaderLength, float[] Input);
 
-internal sealed record Result(List<double> Rates, List<double> Ratios, List<double> Baselines, List<double> AddedUs, double MeanBatch, int WarmSlices, TimeSpan JitPerSlice)
-{
-    public Result Merge(Result other) => new([.. Rates, .. other.Rates], [.. Ratios, .. other.Ratios], [.. Baselines, .. other.Baselines], [.. AddedUs, .. other.AddedUs],
-        (MeanBatch + other.MeanBatch) / 2, WarmSlices + other.WarmSlices, (JitPerSlice + other.JitPerSlice) / 2);
-}
+internal sealed record Result(List<double> Rates, List<double> Ratios, List<double> Baselines, List<double> AddedUs, double MeanBatch, int WarmSlices, TimeSpan JitPerSlice);
