@@ -84,15 +84,15 @@ if (only is null or "throughput")
         var baselineRates = results.SelectMany(r => r).SelectMany(r => r.Baselines).ToList();
         Console.WriteLine($"## {label}, batch-1 requests, {clients} concurrent clients, {slices} one-second slices of each, {rounds} round(s)");
         Console.WriteLine();
-        Console.WriteLine("| | requests/s (median of slices) | ratio to the baseline slices around it: median (quartiles) | server-added p50 (queue, execution excluded) | mean batch | warm-up slices (per round); JIT per measured slice |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|");
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ONNX Runtime in-process on the host's own session, batch 1, {cores} threads (baseline; {baselineRates.Count} slices, {Quantile(baselineRates, 0.25):F0}-{Quantile(baselineRates, 0.75):F0} between quartiles) | {Median(baselineRates):F0} | 1.00 | - | 1 | - |"));
+        Console.WriteLine("| | requests/s (median of slices) | ratio to the baseline slices around it: median (quartiles) | server-added p50 (queue, execution excluded) | mean batch | a model run's time, served / baseline | warm-up slices (per round); JIT per measured slice |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ONNX Runtime in-process on the host's own session, batch 1, {cores} threads (baseline; {baselineRates.Count} slices, {Quantile(baselineRates, 0.25):F0}-{Quantile(baselineRates, 0.75):F0} between quartiles) | {Median(baselineRates):F0} | 1.00 | - | 1 | 1.00 | - |"));
         for (var i = 0; i < configurations.Count; i++)
         {
             var runs = results[i];
             var ratios = runs.SelectMany(r => r.Ratios).ToList();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {configurations[i].Name} | {Median(runs.SelectMany(r => r.Rates).ToList()):F0} | {Median(ratios):F2} ({Quantile(ratios, 0.25):F2}-{Quantile(ratios, 0.75):F2}) | {Median(runs.SelectMany(r => r.AddedUs).ToList()):F0} µs | {runs.Average(r => r.MeanBatch):F1} | {string.Join("/", runs.Select(r => r.WarmSlices))}; {runs.Average(r => r.JitPerSlice.TotalMilliseconds):F0} ms |"));
+                $"| {configurations[i].Name} | {Median(runs.SelectMany(r => r.Rates).ToList()):F0} | {Median(ratios):F2} ({Quantile(ratios, 0.25):F2}-{Quantile(ratios, 0.75):F2}) | {Median(runs.SelectMany(r => r.AddedUs).ToList()):F0} µs | {runs.Average(r => r.MeanBatch):F1} | {(runs.Average(r => r.MeanBatch) < 1.01 ? runs.Average(r => r.RunRatio).ToString("F2", CultureInfo.InvariantCulture) : "-")} | {string.Join("/", runs.Select(r => r.WarmSlices))}; {runs.Average(r => r.JitPerSlice.TotalMilliseconds):F0} ms |"));
         }
         Console.WriteLine();
     }
@@ -252,6 +252,7 @@ static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batchin
     var ratios = new List<double>();
     var startBatches = model.Batcher.Batches;
     var startInferences = model.Batcher.Inferences;
+    var startCompute = model.Batcher.ComputeTime;
     for (var i = 0; i < slices; i++)
     {
         var watch = Stopwatch.StartNew();
@@ -262,6 +263,10 @@ static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batchin
     }
     var jit = System.Runtime.JitInfo.GetCompilationTime() - jitStart;
     var meanBatch = (model.Batcher.Inferences - startInferences) / (double)Math.Max(1, model.Batcher.Batches - startBatches);
+    // A model run's wall time while serving against one in the baseline (threads / rate): over 1 when the run shares
+    // the cores with reading and answering requests (and with the load generator). Shown for unbatched rows only.
+    var runServed = (model.Batcher.ComputeTime - startCompute) / Math.Max(1, model.Batcher.Batches - startBatches);
+    var runRatio = runServed.TotalSeconds / (Environment.ProcessorCount / Median(baselines));
     // Server-side added time of single requests on an idle host: total − queue − compute from Server-Timing.
     var added = new List<double>();
     for (var i = 0; i < 500; i++)
@@ -272,7 +277,7 @@ static async Task<Result> Served(byte[] onnx, Body body, BatchingOptions batchin
         added.Add((timing["total"] - timing["queue"] - timing["compute"]) * 1000);
     }
     await app.StopAsync();
-    return new Result(rates, ratios, baselines, added, meanBatch, warmSlices, jit / slices);
+    return new Result(rates, ratios, baselines, added, meanBatch, warmSlices, jit / slices, runRatio);
 }
 
 static Dictionary<string, double> ParseTiming(string header) =>
@@ -421,4 +426,4 @@ static long Rss()
 
 internal sealed record Body(byte[] Bytes, int? HeaderLength, float[] Input);
 
-internal sealed record Result(List<double> Rates, List<double> Ratios, List<double> Baselines, List<double> AddedUs, double MeanBatch, int WarmSlices, TimeSpan JitPerSlice);
+internal sealed record Result(List<double> Rates, List<double> Ratios, List<double> Baselines, List<double> AddedUs, double MeanBatch, int WarmSlices, TimeSpan JitPerSlice, double RunRatio);

@@ -86,8 +86,52 @@ public static class AiMassServer
             Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions { SuppressMeters = true });
             _ = MeterAdapter.StartListening(new MeterAdapterOptions
             {
-                InstrumentFilterPredicate = instrument => !instrument.Meter.Name.StartsWith("Private.", StringComparison.Ordinal),
+                InstrumentFilterPredicate = instrument => !instrument.Meter.Name.StartsWith("Private.", StringComparison.Ordinal)
+                    && instrument.Meter.Scope is not QuietMeterFactory,
             });
+        }
+    }
+
+    /// <summary>
+    /// Leaves the ASP.NET Core and Kestrel meters of one host (those its own meter factory creates) out of the export:
+    /// the host's meter factory becomes one whose meters the exporter ignores. The model host does this: its requests
+    /// are counted by the <c>nv_inference_*</c> instruments, and ASP.NET Core's per-request instruments (request
+    /// duration, active requests, Kestrel's memory pool) would otherwise go through the exporter's listener several
+    /// times on every inference. Call before the host is built.
+    /// </summary>
+    internal static void QuietHostMetrics(IServiceCollection services) =>
+        services.AddSingleton<System.Diagnostics.Metrics.IMeterFactory, QuietMeterFactory>();
+
+    /// <summary>A meter factory whose meters the Prometheus export leaves out (one meter per name and version, as the default's).</summary>
+    private sealed class QuietMeterFactory : System.Diagnostics.Metrics.IMeterFactory
+    {
+        private readonly Dictionary<(string, string?), System.Diagnostics.Metrics.Meter> _meters = [];
+
+        public System.Diagnostics.Metrics.Meter Create(System.Diagnostics.Metrics.MeterOptions options)
+        {
+            ArgumentNullException.ThrowIfNull(options);
+            lock (_meters)
+            {
+                if (!_meters.TryGetValue((options.Name, options.Version), out var meter))
+                {
+                    options.Scope = this;
+                    meter = new System.Diagnostics.Metrics.Meter(options);
+                    _meters[(options.Name, options.Version)] = meter;
+                }
+                return meter;
+            }
+        }
+
+        public void Dispose()
+        {
+            lock (_meters)
+            {
+                foreach (var meter in _meters.Values)
+                {
+                    meter.Dispose();
+                }
+                _meters.Clear();
+            }
         }
     }
 

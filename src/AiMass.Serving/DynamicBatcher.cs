@@ -45,6 +45,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
     private readonly Task[] _workers;
     // Executions under way, direct or from the queue, stay within the instance count.
     private readonly SemaphoreSlim _slots;
+    private readonly ServingMetrics.Counters _counters;
     // Recent execution time (moving average); long.MaxValue until the first execution.
     private long _computeTicks = long.MaxValue;
 
@@ -54,6 +55,10 @@ public sealed class DynamicBatcher : IAsyncDisposable
     private int _holds;
     private long _batches;
     private long _inferences;
+    private long _computeTotal;
+
+    /// <summary>Total time of model executions so far.</summary>
+    public TimeSpan ComputeTime => TimeSpan.FromTicks(Interlocked.Read(ref _computeTotal));
 
     /// <summary>Starts the batcher's worker.</summary>
     public DynamicBatcher(ModelSession session, BatchingOptions? options = null, TimeProvider? time = null)
@@ -65,7 +70,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxQueueSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.Instances, 1);
         _time = time ?? TimeProvider.System;
-        ServingMetrics.Track(this, session.Name, session.Version);
+        _counters = ServingMetrics.Track(this, session.Name, session.Version);
         _slots = new SemaphoreSlim(_options.Instances, _options.Instances);
         _workers = Enumerable.Range(0, _options.Instances)
             .Select(_ => Task.Factory.StartNew(Run, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default))
@@ -110,14 +115,17 @@ public sealed class DynamicBatcher : IAsyncDisposable
     private Task<IReadOnlyList<InferTensor>> Enqueue(InferenceRequest request, CancellationToken cancellationToken)
     {
         _session.Validate(request.Inputs);
-        _session.ValidateOutputs(request.Outputs.Select(o => o.Name));
+        if (request.Outputs.Count > 0)
+        {
+            _session.ValidateOutputs(request.Outputs.Select(o => o.Name));
+        }
         var rows = _session.Batchable ? (int)request.Inputs[0].Shape[0] : 1;
-        if (_session.Batchable && request.Inputs.Any(i => i.Shape[0] != rows))
+        if (_session.Batchable && !SameRows(request.Inputs, rows))
         {
             throw new InferenceException($"every input's first (batch) dimension must agree; got {string.Join(", ", request.Inputs.Select(i => $"{i.Name} {ModelSession.Format(i.Shape)}"))}");
         }
         var timeout = request.Timeout ?? _options.DefaultTimeout;
-        var pending = new Pending(request, rows, Key(request), _time.GetTimestamp(), timeout);
+        var pending = new Pending(request, rows, _time.GetTimestamp(), timeout);
         var direct = false;
         lock (_lock)
         {
@@ -135,20 +143,25 @@ public sealed class DynamicBatcher : IAsyncDisposable
             Execute([pending]);
             return pending.Task;
         }
+        if (cancellationToken.CanBeCanceled)
+        {
+            pending.Registration = cancellationToken.UnsafeRegister(static (p, token) => ((Pending)p!).Cancel(token), pending);
+        }
         lock (_lock)
         {
             if (_queue.Count >= _options.MaxQueueSize)
             {
+                pending.Registration.Unregister();
                 throw new InferenceException(429, $"model {_session.Name}: the queue is full ({_options.MaxQueueSize} requests)") { RetryAfter = _options.RetryAfter };
             }
             // Ordered by priority (higher first), then arrival.
-            var at = _queue.FindIndex(p => p.Request.Priority < request.Priority);
-            _queue.Insert(at < 0 ? _queue.Count : at, pending);
+            var at = _queue.Count;
+            while (at > 0 && _queue[at - 1].Request.Priority < request.Priority)
+            {
+                at--;
+            }
+            _queue.Insert(at, pending);
             _signal.TrySetResult();
-        }
-        if (cancellationToken.CanBeCanceled)
-        {
-            cancellationToken.Register(() => pending.Cancel(cancellationToken));
         }
         return pending.Task;
     }
@@ -301,7 +314,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
         var rows = head.Rows;
         foreach (var p in _queue.Skip(1))
         {
-            if (p.Key == head.Key && rows + p.Rows <= _options.MaxBatchSize)
+            if (rows + p.Rows <= _options.MaxBatchSize && SameShapes(head.Request, p.Request))
             {
                 batch.Add(p);
                 rows += p.Rows;
@@ -337,11 +350,15 @@ public sealed class DynamicBatcher : IAsyncDisposable
         var released = false;
         try
         {
-            var requested = batch.SelectMany(p => p.Request.Outputs.Select(o => o.Name)).Distinct(StringComparer.Ordinal).ToList();
-            var names = batch.Any(p => p.Request.Outputs.Count == 0) || requested.Count == 0 ? null : requested;
+            var names = OutputNames(batch);
             var started = _time.GetTimestamp();
-            var queued = batch.Select(p => _time.GetElapsedTime(p.Enqueued, started)).ToList();
-            var total = batch.Sum(p => p.Rows);
+            var queued = new TimeSpan[batch.Count];
+            var total = 0;
+            for (var i = 0; i < batch.Count; i++)
+            {
+                queued[i] = _time.GetElapsedTime(batch[i].Enqueued, started);
+                total += batch[i].Rows;
+            }
             if (batch.Count == 1)
             {
                 var outputs = _session.Run(batch[0].Request.Inputs, names);
@@ -350,7 +367,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
                 released = true;
                 Deliver(batch[0], outputs, here: true);
                 // The metrics after the answer: the client does not wait for them.
-                ServingMetrics.Executed(_session.Name, _session.Version, total, compute, queued);
+                _counters.Executed(total, compute, queued[0]);
                 return;
             }
             var inputs = batch[0].Request.Inputs.Select(i => Concat(i.Name, batch)).ToList();
@@ -364,7 +381,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
                 Deliver(p, batched.Select(o => Slice(o, offset, p.Rows, total)).ToList(), here: false);
                 offset += p.Rows;
             }
-            ServingMetrics.Executed(_session.Name, _session.Version, total, batchCompute, queued);
+            _counters.Executed(total, batchCompute, queued.Aggregate(TimeSpan.Zero, (a, b) => a + b));
         }
 #pragma warning disable CA1031 // a failed execution fails its requests, never the worker
         catch (Exception e)
@@ -386,12 +403,13 @@ public sealed class DynamicBatcher : IAsyncDisposable
     }
 
     /// <summary>Counts an execution and gives its requests their queue and compute times; returns the compute time.</summary>
-    private TimeSpan Executed(List<Pending> batch, long started, List<TimeSpan> queued)
+    private TimeSpan Executed(List<Pending> batch, long started, TimeSpan[] queued)
     {
         var compute = _time.GetElapsedTime(started);
         var previous = Volatile.Read(ref _computeTicks);
         Volatile.Write(ref _computeTicks, previous == long.MaxValue ? compute.Ticks : (previous * 7 + compute.Ticks) / 8);
         Interlocked.Increment(ref _batches);
+        Interlocked.Add(ref _computeTotal, compute.Ticks);
         for (var i = 0; i < batch.Count; i++)
         {
             if (batch[i].Request.Timing is { } timing)
@@ -401,6 +419,28 @@ public sealed class DynamicBatcher : IAsyncDisposable
             }
         }
         return compute;
+    }
+
+    /// <summary>The outputs a batch asks for (null: all, when any request asks for all).</summary>
+    private static List<string>? OutputNames(List<Pending> batch)
+    {
+        List<string>? names = null;
+        foreach (var p in batch)
+        {
+            if (p.Request.Outputs.Count == 0)
+            {
+                return null;
+            }
+            names ??= [];
+            foreach (var o in p.Request.Outputs)
+            {
+                if (!names.Contains(o.Name))
+                {
+                    names.Add(o.Name);
+                }
+            }
+        }
+        return names;
     }
 
     private void Deliver(Pending pending, IReadOnlyList<InferTensor> outputs, bool here)
@@ -441,17 +481,52 @@ public sealed class DynamicBatcher : IAsyncDisposable
         return new InferTensor(output.Name, output.DataType, shape, data);
     }
 
-    /// <summary>Requests batch together when their inputs agree in names, types and every dimension but the first.</summary>
-    private string Key(InferenceRequest request) => string.Join(";", request.Inputs.OrderBy(i => i.Name, StringComparer.Ordinal)
-        .Select(i => $"{i.Name}:{i.DataType}:{string.Join(",", _session.Batchable ? i.Shape.Skip(1) : i.Shape)}"));
+    private static bool SameRows(IReadOnlyList<InferTensor> inputs, int rows)
+    {
+        foreach (var input in inputs)
+        {
+            if (input.Shape[0] != rows)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
 
-    private sealed class Pending(InferenceRequest request, int rows, string key, long enqueued, TimeSpan? timeout)
+    /// <summary>Requests batch together when their inputs agree in names, types and every dimension but the first.</summary>
+    private static bool SameShapes(InferenceRequest a, InferenceRequest b)
+    {
+        if (a.Inputs.Count != b.Inputs.Count)
+        {
+            return false;
+        }
+        foreach (var x in a.Inputs)
+        {
+            InferTensor? y = null;
+            foreach (var candidate in b.Inputs)
+            {
+                if (candidate.Name == x.Name)
+                {
+                    y = candidate;
+                    break;
+                }
+            }
+            if (y is null || y.DataType != x.DataType || !x.Shape.AsSpan(1).SequenceEqual(y.Shape.AsSpan(1)))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private sealed class Pending(InferenceRequest request, int rows, long enqueued, TimeSpan? timeout)
     {
         public InferenceRequest Request { get; } = request;
 
         public int Rows { get; } = rows;
 
-        public string Key { get; } = key;
+        /// <summary>The request's cancellation callback, removed once it is answered.</summary>
+        public CancellationTokenRegistration Registration { get; set; }
 
         public long Enqueued { get; } = enqueued;
 
@@ -468,6 +543,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
         /// </summary>
         public void Succeed(IReadOnlyList<InferTensor> result, bool here)
         {
+            Registration.Unregister();
             if (here)
             {
                 _completion.TrySetResult(result);
@@ -477,8 +553,11 @@ public sealed class DynamicBatcher : IAsyncDisposable
         }
 
         /// <summary>Fails the request; what awaits it runs on the thread pool (callers may hold the batcher's lock).</summary>
-        public void Fail(Exception error) =>
+        public void Fail(Exception error)
+        {
+            Registration.Unregister();
             ThreadPool.UnsafeQueueUserWorkItem(static s => s.Completion.TrySetException(s.Error), (Completion: _completion, Error: error), preferLocal: false);
+        }
 
         /// <summary>Cancels the request; what awaits it runs on the thread pool.</summary>
         public void Cancel(CancellationToken token) =>

@@ -43,7 +43,13 @@ public sealed class ModelSession : IDisposable
         _outputs = session.OutputMetadata.ToDictionary(kv => kv.Key, kv => Describe(kv.Key, kv.Value), StringComparer.Ordinal);
         Inputs = session.InputNames.Select(n => _inputs[n]).ToList();
         Outputs = session.OutputNames.Select(n => _outputs[n]).ToList();
+        _outputNames = [.. session.OutputNames];
+        Batchable = Inputs.Concat(Outputs).All(t => t.Shape.Length > 0 && t.Shape[0] == -1);
     }
+
+    private readonly string[] _outputNames;
+    // Run options are only read by a run, so one set serves every run of the session.
+    private readonly RunOptions _runOptions = new();
 
     /// <summary>The model's name.</summary>
     public string Name { get; }
@@ -58,7 +64,7 @@ public sealed class ModelSession : IDisposable
     public IReadOnlyList<TensorMetadata> Outputs { get; }
 
     /// <summary>Whether every input and output has a dynamic first dimension, so requests can be batched along it.</summary>
-    public bool Batchable => Inputs.Concat(Outputs).All(t => t.Shape.Length > 0 && t.Shape[0] == -1);
+    public bool Batchable { get; }
 
     /// <summary>Loads a model from its bytes; a file ONNX Runtime cannot load is an <see cref="InferenceException"/> (400).</summary>
     public static ModelSession Load(byte[] model, string name, string version, ModelSessionOptions? options = null)
@@ -115,6 +121,21 @@ public sealed class ModelSession : IDisposable
                 }
             }
         }
+        for (var i = 1; i < inputs.Count; i++)
+        {
+            for (var j = 0; j < i; j++)
+            {
+                if (inputs[i].Name == inputs[j].Name)
+                {
+                    throw new InferenceException($"input '{inputs[i].Name}' of model {Name} is given more than once");
+                }
+            }
+        }
+        // Every input given is the model's and none twice: all are there when the counts agree.
+        if (inputs.Count == _inputs.Count)
+        {
+            return;
+        }
         var missing = _inputs.Keys.Where(k => !inputs.Any(i => i.Name == k)).ToList();
         if (missing.Count > 0)
         {
@@ -143,8 +164,11 @@ public sealed class ModelSession : IDisposable
             throw new InferenceException(503, $"model {Name} version {Version} was unloaded") { RetryAfter = TimeSpan.FromSeconds(1) };
         }
         Validate(inputs);
-        var names = outputs is { Count: > 0 } ? outputs : Outputs.Select(o => o.Name).ToList();
-        ValidateOutputs(names);
+        IReadOnlyList<string> names = outputs is { Count: > 0 } ? outputs : _outputNames;
+        if (!ReferenceEquals(names, _outputNames))
+        {
+            ValidateOutputs(names);
+        }
         var values = new List<OrtValue>(inputs.Count);
         try
         {
@@ -152,8 +176,12 @@ public sealed class ModelSession : IDisposable
             {
                 values.Add(ToOrtValue(tensor));
             }
-            using var runOptions = new RunOptions();
-            using var results = _session.Run(runOptions, inputs.Select(i => i.Name).ToList(), values, names.ToList());
+            var inputNames = new string[inputs.Count];
+            for (var i = 0; i < inputNames.Length; i++)
+            {
+                inputNames[i] = inputs[i].Name;
+            }
+            using var results = _session.Run(_runOptions, inputNames, values, names);
             var list = new List<InferTensor>(names.Count);
             for (var i = 0; i < names.Count; i++)
             {
@@ -185,6 +213,7 @@ public sealed class ModelSession : IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             _session.Dispose();
+            _runOptions.Dispose();
         }
     }
 

@@ -139,10 +139,15 @@ public static class OipCodec
         {
             throw new InferenceException($"the binary section has {binary.Length} bytes but the inputs' binary_data_size add up to {offset}");
         }
-        var names = inputs.GroupBy(i => i.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
-        if (names is not null)
+        for (var i = 1; i < inputs.Count; i++)
         {
-            throw new InferenceException($"input '{names.Key}' is given more than once");
+            for (var j = 0; j < i; j++)
+            {
+                if (inputs[i].Name == inputs[j].Name)
+                {
+                    throw new InferenceException($"input '{inputs[i].Name}' is given more than once");
+                }
+            }
         }
         var hasParameters = parameters.ValueKind == JsonValueKind.Object;
         return new InferenceRequest

@@ -303,6 +303,57 @@ public sealed class InferenceApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Metrics_count_every_request_and_leave_aspnetcore_per_request_instruments_out()
+    {
+        const string good = """{"inputs": [{"name": "X", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6, 7, 8]}]}""";
+        static double Value(string text, string metric, string labels)
+        {
+            var line = text.Split('\n').SingleOrDefault(l => l.StartsWith(metric + "{", StringComparison.Ordinal) && labels.Split(',').All(l.Contains));
+            return line is null ? 0 : double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+        }
+        // A model of its own: the counters are per model version in the whole process, which other tests share.
+        await _repository.LoadAsync("counted", "3", OnnxModels.Linear(4, 2, seed: 3));
+        const string linear3 = "model=\"counted\",version=\"3\"";
+        var before = await _http.GetStringAsync("metrics");
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await _http.PostAsync("v2/models/counted/versions/3/infer", Json(good))).StatusCode);
+        }
+        Assert.Equal(HttpStatusCode.BadRequest, (await _http.PostAsync("v2/models/counted/versions/3/infer", Json("""{"inputs": []}"""))).StatusCode);
+        var after = await _http.GetStringAsync("metrics");
+
+        Assert.Equal(3, Value(after, "aimass_nv_inference_request_success", linear3) - Value(before, "aimass_nv_inference_request_success", linear3));
+        Assert.Equal(1, Value(after, "aimass_nv_inference_request_failure", linear3 + ",reason=\"BAD_REQUEST\"")
+            - Value(before, "aimass_nv_inference_request_failure", linear3 + ",reason=\"BAD_REQUEST\""));
+        Assert.Equal(6, Value(after, "aimass_nv_inference_count", linear3) - Value(before, "aimass_nv_inference_count", linear3));
+        Assert.Equal(3, Value(after, "aimass_nv_inference_exec_count", linear3) - Value(before, "aimass_nv_inference_exec_count", linear3));
+        Assert.True(Value(after, "aimass_nv_inference_compute_infer_duration_us", linear3) > Value(before, "aimass_nv_inference_compute_infer_duration_us", linear3));
+        Assert.True(Value(after, "aimass_nv_inference_request_duration_us", linear3) > Value(before, "aimass_nv_inference_request_duration_us", linear3));
+        // The model host's own ASP.NET Core and Kestrel instruments are not exported: its requests are counted above.
+        // (The registry is the process's: a control plane in the same test process exports its own.)
+        Assert.DoesNotContain("http_route=\"/v2/models/{model}/versions/{version}/infer\"", after, StringComparison.Ordinal);
+        await _repository.UnloadAsync("counted");
+    }
+
+    [Fact]
+    public async Task A_chunked_body_is_read_whole_and_refused_past_the_limit()
+    {
+        var json = Encoding.UTF8.GetBytes("""{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}""");
+        using var small = new StreamContent(new MemoryStream(json));
+        small.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v2/models/linear/infer") { Content = small };
+        request.Headers.TransferEncodingChunked = true;
+        var answer = await _http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+
+        using var large = new StreamContent(new MemoryStream(new byte[InferenceApi.MaxRequestBytes + 10]));
+        using var tooLarge = new HttpRequestMessage(HttpMethod.Post, "v2/models/linear/infer") { Content = large };
+        tooLarge.Headers.TransferEncodingChunked = true;
+        var refused = await _http.SendAsync(tooLarge);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, refused.StatusCode);
+    }
+
+    [Fact]
     public async Task The_repository_endpoints_index_load_reload_and_unload()
     {
         using var index = JsonDocument.Parse(await (await _http.PostAsync("v2/repository/index", null)).Content.ReadAsStringAsync());

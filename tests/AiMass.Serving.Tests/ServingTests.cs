@@ -137,6 +137,10 @@ public sealed class ServingTests
         Assert.Contains("has shape [-1, 4], got [1, 5]: dimension 1 must be 4", wrongDim.Message, StringComparison.Ordinal);
         var wrongRank = Assert.Throws<InferenceException>(() => session.Run([new InferTensor("X", InferDataType.Fp32, [4], new float[4])]));
         Assert.Contains("(rank 2), got [4] (rank 1)", wrongRank.Message, StringComparison.Ordinal);
+        var twice = Assert.Throws<InferenceException>(() => session.Run([new InferTensor("X", InferDataType.Fp32, [1, 4], new float[4]), new InferTensor("X", InferDataType.Fp32, [1, 4], new float[4])]));
+        Assert.Contains("input 'X' of model linear is given more than once", twice.Message, StringComparison.Ordinal);
+        var missing = Assert.Throws<InferenceException>(() => session.Run([]));
+        Assert.Contains("model linear needs input 'X' [-1, 4] FP32", missing.Message, StringComparison.Ordinal);
         var unknownOutput = Assert.Throws<InferenceException>(() => session.Run(Rows(1, 0).Inputs, ["Z"]));
         Assert.Contains("has no output 'Z' (outputs: Y)", unknownOutput.Message, StringComparison.Ordinal);
         var bad = Assert.Throws<InferenceException>(() => ModelSession.Load([1, 2, 3], "junk", "1"));

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
 using AiMass.Serving;
@@ -113,19 +114,29 @@ public static class InferenceApi
         {
             return label is null ? NotFound(repository, model, null) : Error(404, $"model {model} has no version labelled '{label}' loaded here");
         }
-        var body = await ReadBodyAsync(context);
-        if (body is null)
+        TfServingRequest request;
+        using (var body = await ReadBodyAsync(context))
         {
-            return Error(413, $"the request body is larger than the limit of {MaxRequestBytes} bytes");
+            if (body is null)
+            {
+                return Error(413, $"the request body is larger than the limit of {MaxRequestBytes} bytes");
+            }
+            try
+            {
+                request = TfServingCodec.ReadPredict(body.Memory, loaded.Session.Inputs);
+            }
+            catch (InferenceException e)
+            {
+                return Error(e.Status, e.Message, e.RetryAfter);
+            }
         }
         try
         {
-            var request = TfServingCodec.ReadPredict(body.Value, loaded.Session.Inputs);
             var timing = new InferenceTiming();
             var outputs = await loaded.Batcher.InferAsync(new InferenceRequest { Inputs = request.Inputs, Timing = timing }, context.RequestAborted);
             var answer = TfServingCodec.WritePredict(request, outputs);
             SetServerTiming(context, timing, started);
-            return Results.Bytes(answer, "application/json");
+            return new AnswerResult(answer, "application/json");
         }
         catch (InferenceException e)
         {
@@ -198,31 +209,58 @@ public static class InferenceApi
         {
             return Error(413, $"the request body ({context.Request.ContentLength} bytes) is larger than the limit of {MaxRequestBytes} bytes");
         }
-        var body = await ReadBodyAsync(context);
-        if (body is null)
+        InferenceRequest request;
+        using (var body = await ReadBodyAsync(context))
         {
-            return Error(413, $"the request body is larger than the limit of {MaxRequestBytes} bytes");
+            if (body is null)
+            {
+                return Error(413, $"the request body is larger than the limit of {MaxRequestBytes} bytes");
+            }
+            try
+            {
+                // The codec copies what it keeps: the pooled buffer goes back as soon as the request is read.
+                request = OipCodec.ReadRequest(body.Memory, headerLength) with { Timing = new InferenceTiming() };
+            }
+            catch (InferenceException e)
+            {
+                return Error(e.Status, e.Message, e.RetryAfter);
+            }
         }
         try
         {
-            var request = OipCodec.ReadRequest(body.Value, headerLength) with { Timing = new InferenceTiming() };
             var outputs = await loaded.Batcher.InferAsync(request, context.RequestAborted);
-            var binaryByName = request.Outputs.ToDictionary(o => o.Name, o => o.Binary, StringComparer.Ordinal);
-            var response = new InferenceResponse(loaded.Name, loaded.Version, request.Id,
-                outputs.Select(o => (o, binaryByName.TryGetValue(o.Name, out var b) ? b : request.BinaryOutputs)).ToList());
+            var answers = new List<(InferTensor, bool)>(outputs.Count);
+            foreach (var output in outputs)
+            {
+                answers.Add((output, IsBinary(request, output.Name)));
+            }
+            var response = new InferenceResponse(loaded.Name, loaded.Version, request.Id, answers);
             var (bytes, length) = OipCodec.WriteResponse(response);
             SetServerTiming(context, request.Timing, started);
             if (length is { } l)
             {
                 context.Response.Headers[OipCodec.HeaderLengthHeader] = l.ToString(CultureInfo.InvariantCulture);
-                return Results.Bytes(bytes, "application/octet-stream");
+                return new AnswerResult(bytes, "application/octet-stream");
             }
-            return Results.Bytes(bytes, "application/json");
+            return new AnswerResult(bytes, "application/json");
         }
         catch (InferenceException e)
         {
             return Error(e.Status, e.Message, e.RetryAfter);
         }
+    }
+
+    /// <summary>Whether an output goes back as binary data: as the request asks for it by name, else as for all outputs.</summary>
+    private static bool IsBinary(InferenceRequest request, string output)
+    {
+        foreach (var asked in request.Outputs)
+        {
+            if (asked.Name == output)
+            {
+                return asked.Binary;
+            }
+        }
+        return request.BinaryOutputs;
     }
 
     /// <summary>
@@ -233,38 +271,100 @@ public static class InferenceApi
     private static void SetServerTiming(HttpContext context, InferenceTiming? timing, long started)
     {
         var total = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+        var queue = timing?.Queue ?? TimeSpan.Zero;
+        var compute = timing?.Compute ?? TimeSpan.Zero;
+        // Milliseconds to the microsecond, written from whole numbers (formatting doubles cost more than the rest of it).
+        long q = (long)queue.TotalMicroseconds, c = (long)compute.TotalMicroseconds, t = (long)total.TotalMicroseconds;
         context.Response.Headers["Server-Timing"] = string.Create(CultureInfo.InvariantCulture,
-            $"queue;dur={timing?.Queue.TotalMilliseconds ?? 0:0.###}, compute;dur={timing?.Compute.TotalMilliseconds ?? 0:0.###}, total;dur={total.TotalMilliseconds:0.###}");
-        ServingMetrics.Overhead(total - (timing?.Queue ?? TimeSpan.Zero) - (timing?.Compute ?? TimeSpan.Zero));
+            $"queue;dur={q / 1000}.{q % 1000:D3}, compute;dur={c / 1000}.{c % 1000:D3}, total;dur={t / 1000}.{t % 1000:D3}");
+        ServingMetrics.Overhead(total - queue - compute);
     }
 
-    /// <summary>The whole body, or null when it exceeds <see cref="MaxRequestBytes"/>.</summary>
-    private static async Task<ReadOnlyMemory<byte>?> ReadBodyAsync(HttpContext context)
+    /// <summary>
+    /// An encoded answer written straight into the response: no file-result machinery (ranges, conditional requests),
+    /// which an inference answer never needs. Up to 64 KiB it is left in Kestrel's buffer, which sends it with the
+    /// headers when the request ends; larger answers are written with back-pressure.
+    /// </summary>
+    private sealed class AnswerResult(byte[] bytes, string contentType) : IResult
     {
-        if (context.Request.ContentLength is { } length and > 0 and <= MaxRequestBytes)
+        public Task ExecuteAsync(HttpContext httpContext)
         {
-            // The usual case: a body of known length, read straight into place.
-            var body = new byte[length];
-            var at = 0;
-            int got;
-            while (at < body.Length && (got = await context.Request.Body.ReadAsync(body.AsMemory(at), context.RequestAborted)) > 0)
+            var response = httpContext.Response;
+            response.ContentType = contentType;
+            response.ContentLength = bytes.Length;
+            if (bytes.Length > 1 << 16)
             {
+                return response.Body.WriteAsync(bytes, httpContext.RequestAborted).AsTask();
+            }
+            response.BodyWriter.Write(bytes);
+            return Task.CompletedTask;
+        }
+    }
+
+    /// <summary>
+    /// The whole body in a buffer rented from the shared array pool (the caller gives it back once the request is
+    /// parsed: the codecs copy what they keep), or null when it exceeds <see cref="MaxRequestBytes"/>.
+    /// </summary>
+    private static async Task<PooledBody?> ReadBodyAsync(HttpContext context)
+    {
+        var declared = context.Request.ContentLength;
+        if (declared > MaxRequestBytes)
+        {
+            return null;
+        }
+        var buffer = ArrayPool<byte>.Shared.Rent(declared is > 0 ? (int)declared.Value : 4096);
+        var at = 0;
+        try
+        {
+            // A body of declared length is read to that length (Kestrel holds the client to it); one without, to its end.
+            while (declared is null || at < declared)
+            {
+                if (at == buffer.Length)
+                {
+                    if (at >= MaxRequestBytes)
+                    {
+                        if (await context.Request.Body.ReadAsync(new byte[1], context.RequestAborted) == 0)
+                        {
+                            break;
+                        }
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        return null;
+                    }
+                    var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min(MaxRequestBytes, 2L * buffer.Length));
+                    buffer.AsSpan(0, at).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+                var got = await context.Request.Body.ReadAsync(buffer.AsMemory(at, (int)Math.Min(buffer.Length, declared ?? buffer.Length) - at), context.RequestAborted);
+                if (got == 0)
+                {
+                    break;
+                }
                 at += got;
             }
-            return body.AsMemory(0, at);
+            return new PooledBody(buffer, at);
         }
-        var buffer = new MemoryStream(context.Request.ContentLength is { } n and > 0 ? (int)n : 4096);
-        var chunk = new byte[1 << 15];
-        int read;
-        while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
+        catch
         {
-            if (buffer.Length + read > MaxRequestBytes)
-            {
-                return null;
-            }
-            buffer.Write(chunk, 0, read);
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
         }
-        return buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
+    }
+
+    /// <summary>A request body in a pooled buffer; disposing gives the buffer back.</summary>
+    private sealed class PooledBody(byte[] buffer, int length) : IDisposable
+    {
+        private byte[]? _buffer = buffer;
+
+        public ReadOnlyMemory<byte> Memory => _buffer.AsMemory(0, length);
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _buffer, null) is { } b)
+            {
+                ArrayPool<byte>.Shared.Return(b);
+            }
+        }
     }
 
     private sealed class ErrorResult(int status, string message, TimeSpan? retryAfter) : IResult
@@ -311,6 +411,7 @@ public static class InferenceApi
             o.MaxReceiveMessageSize = (int)MaxRequestBytes;
             o.MaxSendMessageSize = null;
         });
+        AiMassServer.QuietHostMetrics(builder.Services);
         var app = builder.Build();
         app.Use(async (context, next) =>
         {
