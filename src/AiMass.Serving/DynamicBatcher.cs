@@ -343,7 +343,8 @@ public sealed class DynamicBatcher : IAsyncDisposable
     /// <summary>
     /// Runs a batch on the instance slot its caller took, gives the slot back as soon as the model is done, then answers
     /// the requests: the only request of an execution on this thread (what awaits it, encoding and writing the answer,
-    /// runs here at once instead of after waking another thread), those of a larger batch on the thread pool.
+    /// runs here at once instead of after waking another thread), those of a larger batch on the thread pool, in one
+    /// group per core.
     /// </summary>
     private void Execute(List<Pending> batch)
     {
@@ -365,7 +366,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
                 var compute = Executed(batch, started, queued);
                 _slots.Release();
                 released = true;
-                Deliver(batch[0], outputs, here: true);
+                batch[0].Succeed(Answer(batch[0], outputs));
                 // The metrics after the answer: the client does not wait for them.
                 _counters.Executed(total, compute, queued[0]);
                 return;
@@ -375,11 +376,27 @@ public sealed class DynamicBatcher : IAsyncDisposable
             var batchCompute = Executed(batch, started, queued);
             _slots.Release();
             released = true;
+            var answers = new (Pending Pending, IReadOnlyList<InferTensor> Result)[batch.Count];
             var offset = 0;
-            foreach (var p in batch)
+            for (var i = 0; i < batch.Count; i++)
             {
-                Deliver(p, batched.Select(o => Slice(o, offset, p.Rows, total)).ToList(), here: false);
+                var p = batch[i];
+                answers[i] = (p, Answer(p, batched.Select(o => Slice(o, offset, p.Rows, total)).ToList()));
                 offset += p.Rows;
+            }
+            // The answers go to the thread pool in as many groups as there are cores, each group's thread completing its
+            // requests one after another (what awaits them encodes and writes the answers): a work item, and maybe a
+            // thread woken, per group rather than per request.
+            var groups = Math.Min(Environment.ProcessorCount, answers.Length);
+            for (var g = 0; g < groups; g++)
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static s =>
+                {
+                    for (var i = s.From; i < s.To; i++)
+                    {
+                        s.Answers[i].Pending.Succeed(s.Answers[i].Result);
+                    }
+                }, (Answers: answers, From: g * answers.Length / groups, To: (g + 1) * answers.Length / groups), preferLocal: false);
             }
             _counters.Executed(total, batchCompute, queued.Aggregate(TimeSpan.Zero, (a, b) => a + b));
         }
@@ -443,12 +460,13 @@ public sealed class DynamicBatcher : IAsyncDisposable
         return names;
     }
 
-    private void Deliver(Pending pending, IReadOnlyList<InferTensor> outputs, bool here)
+    /// <summary>The outputs a request asked for (all when it named none), counting it as answered.</summary>
+    private IReadOnlyList<InferTensor> Answer(Pending pending, IReadOnlyList<InferTensor> outputs)
     {
         var asked = pending.Request.Outputs;
         IReadOnlyList<InferTensor> result = asked.Count == 0 ? outputs : asked.Select(a => outputs.First(o => o.Name == a.Name)).ToList();
         Interlocked.Increment(ref _inferences);
-        pending.Succeed(result, here);
+        return result;
     }
 
     private static InferTensor Concat(string name, List<Pending> batch)
@@ -538,18 +556,13 @@ public sealed class DynamicBatcher : IAsyncDisposable
         public Task<IReadOnlyList<InferTensor>> Task => _completion.Task;
 
         /// <summary>
-        /// Answers the request: on this thread when <paramref name="here"/> (only where no lock is held and no instance
-        /// slot is taken), else on the thread pool.
+        /// Answers the request on this thread: what awaits it (encoding and writing the answer) runs here at once. Only
+        /// where no lock is held and no instance slot is taken.
         /// </summary>
-        public void Succeed(IReadOnlyList<InferTensor> result, bool here)
+        public void Succeed(IReadOnlyList<InferTensor> result)
         {
             Registration.Unregister();
-            if (here)
-            {
-                _completion.TrySetResult(result);
-                return;
-            }
-            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Completion.TrySetResult(s.Result), (Completion: _completion, Result: result), preferLocal: false);
+            _completion.TrySetResult(result);
         }
 
         /// <summary>Fails the request; what awaits it runs on the thread pool (callers may hold the batcher's lock).</summary>
