@@ -89,7 +89,40 @@ public static class AiMassServer
                 InstrumentFilterPredicate = instrument => !instrument.Meter.Name.StartsWith("Private.", StringComparison.Ordinal)
                     && instrument.Meter.Scope is not QuietMeterFactory,
             });
+            ExportServingCounters();
         }
+    }
+
+    /// <summary>
+    /// The model host's <c>nv_inference_*</c> counters as Prometheus counters, brought up to
+    /// <see cref="AiMass.Serving.ServingMetrics.Snapshot"/> just before each collection.
+    /// </summary>
+    private static void ExportServingCounters()
+    {
+        string[] labels = ["model", "version"];
+        var success = Metrics.CreateCounter("aimass_nv_inference_request_success", "Inference requests answered, by model and version.", labels);
+        var failure = Metrics.CreateCounter("aimass_nv_inference_request_failure", "Inference requests failed, by model, version and reason.", [.. labels, "reason"]);
+        var rows = Metrics.CreateCounter("aimass_nv_inference_count", "Rows (batch elements) inferred.", labels);
+        var executions = Metrics.CreateCounter("aimass_nv_inference_exec_count", "Model executions (a batch counts once).", labels);
+        var request = Metrics.CreateCounter("aimass_nv_inference_request_duration_us", "Cumulative time from receiving a request to its answer.", labels);
+        var queue = Metrics.CreateCounter("aimass_nv_inference_queue_duration_us", "Cumulative time requests waited in the queue.", labels);
+        var compute = Metrics.CreateCounter("aimass_nv_inference_compute_infer_duration_us", "Cumulative time of model executions.", labels);
+        Metrics.DefaultRegistry.AddBeforeCollectCallback(() =>
+        {
+            foreach (var m in AiMass.Serving.ServingMetrics.Snapshot())
+            {
+                success.WithLabels(m.Model, m.Version).IncTo(m.Success);
+                foreach (var (reason, count) in m.Failures)
+                {
+                    failure.WithLabels(m.Model, m.Version, reason).IncTo(count);
+                }
+                rows.WithLabels(m.Model, m.Version).IncTo(m.Rows);
+                executions.WithLabels(m.Model, m.Version).IncTo(m.Executions);
+                request.WithLabels(m.Model, m.Version).IncTo(m.Request.TotalMicroseconds);
+                queue.WithLabels(m.Model, m.Version).IncTo(m.Queue.TotalMicroseconds);
+                compute.WithLabels(m.Model, m.Version).IncTo(m.Compute.TotalMicroseconds);
+            }
+        });
     }
 
     /// <summary>

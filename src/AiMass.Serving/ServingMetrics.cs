@@ -4,16 +4,17 @@ using System.Diagnostics.Metrics;
 namespace AiMass.Serving;
 
 /// <summary>
-/// The model host's instruments (meter <c>AiMass</c>), named after Triton's <c>nv_inference_*</c> family so dashboards
-/// port over: exported as <c>aimass_nv_inference_request_success</c>, <c>..._request_failure</c> (by reason),
-/// <c>..._count</c> (rows inferred), <c>..._exec_count</c> (model executions), cumulative microseconds
-/// <c>..._request_duration_us</c>, <c>..._queue_duration_us</c>, <c>..._compute_infer_duration_us</c>, and the gauge
-/// <c>..._pending_request_count</c>; every one labelled by model and version.
+/// The model host's measurements, named after Triton's <c>nv_inference_*</c> family so dashboards port over: the
+/// counters of <see cref="Snapshot"/> (exported as <c>aimass_nv_inference_request_success</c>, <c>..._request_failure</c>
+/// by reason, <c>..._count</c> rows inferred, <c>..._exec_count</c> model executions, cumulative microseconds
+/// <c>..._request_duration_us</c>, <c>..._queue_duration_us</c>, <c>..._compute_infer_duration_us</c>), and on meter
+/// <c>AiMass</c> the gauge <c>nv_inference_pending_request_count</c> and the histogram
+/// <c>nv_inference_overhead_duration_us</c>; every one labelled by model and version.
 /// </summary>
 /// <remarks>
-/// The counters are plain interlocked counts per model version, read by observable instruments when metrics are
-/// collected: a request pays a few atomic additions instead of a call into every metrics listener per measurement
-/// (prometheus-net's listener looked up labels under a lock for each, about 2 % of the CPU of a loaded host).
+/// The counters are plain interlocked counts per model version, read when metrics are collected: a request pays a few
+/// atomic additions instead of a call into every metrics listener per measurement (prometheus-net's listener looked up
+/// labels under a lock for each, about 2 % of the CPU of a loaded host).
 /// </remarks>
 public static class ServingMetrics
 {
@@ -32,18 +33,19 @@ public static class ServingMetrics
         advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [10, 25, 50, 100, 250, 500, 1000, 5000] });
     private static int _unknown;
 
-    static ServingMetrics()
-    {
-        Meter.CreateObservableCounter("nv_inference_request_success", () => Observe(c => Volatile.Read(ref c.Success)), description: "Inference requests answered, by model and version.");
-        Meter.CreateObservableCounter("nv_inference_request_failure", ObserveFailures, description: "Inference requests failed, by model, version and reason.");
-        Meter.CreateObservableCounter("nv_inference_count", () => Observe(c => Volatile.Read(ref c.Rows)), description: "Rows (batch elements) inferred.");
-        Meter.CreateObservableCounter("nv_inference_exec_count", () => Observe(c => Volatile.Read(ref c.Executions)), description: "Model executions (a batch counts once).");
-        Meter.CreateObservableCounter("nv_inference_request_duration_us", () => ObserveMicros(c => Volatile.Read(ref c.RequestTicks)), description: "Cumulative time from receiving a request to its answer.");
-        Meter.CreateObservableCounter("nv_inference_queue_duration_us", () => ObserveMicros(c => Volatile.Read(ref c.QueueTicks)), description: "Cumulative time requests waited in the queue.");
-        Meter.CreateObservableCounter("nv_inference_compute_infer_duration_us", () => ObserveMicros(c => Volatile.Read(ref c.ComputeTicks)), description: "Cumulative time of model executions.");
+    static ServingMetrics() =>
         Meter.CreateObservableGauge("nv_inference_pending_request_count", () => Batchers.Select(b =>
             new Measurement<long>(b.Key.Waiting, Tags(b.Value.Model, b.Value.Version))), description: "Requests waiting in the queue.");
-    }
+
+    /// <summary>
+    /// The cumulative counts of every model version so far (Triton's <c>nv_inference_*</c> counters): the exporter reads
+    /// them when metrics are collected, so requests pay only atomic additions.
+    /// </summary>
+    public static IReadOnlyList<ModelStatistics> Snapshot() =>
+        Models.Select(m => new ModelStatistics(m.Key.Model, m.Key.Version, Volatile.Read(ref m.Value.Success),
+            Reasons.Select((reason, i) => (reason, count: Volatile.Read(ref m.Value.Failures[i]))).Where(f => f.count > 0).ToDictionary(f => f.reason, f => f.count),
+            Volatile.Read(ref m.Value.Rows), Volatile.Read(ref m.Value.Executions), TimeSpan.FromTicks(Volatile.Read(ref m.Value.RequestTicks)),
+            TimeSpan.FromTicks(Volatile.Read(ref m.Value.QueueTicks)), TimeSpan.FromTicks(Volatile.Read(ref m.Value.ComputeTicks)))).ToList();
 
     /// <summary>The reason label of a failure from its status.</summary>
     public static string Reason(int status) => Reasons[ReasonIndex(status)];
@@ -100,17 +102,6 @@ public static class ServingMetrics
         return Models.GetOrAdd((model, version), _ => new Counters());
     }
 
-    private static IEnumerable<Measurement<long>> Observe(Func<Counters, long> read) =>
-        Models.Select(m => new Measurement<long>(read(m.Value), Tags(m.Key.Model, m.Key.Version)));
-
-    private static IEnumerable<Measurement<double>> ObserveMicros(Func<Counters, long> ticks) =>
-        Models.Select(m => new Measurement<double>(ticks(m.Value) / (double)TimeSpan.TicksPerMicrosecond, Tags(m.Key.Model, m.Key.Version)));
-
-    private static IEnumerable<Measurement<long>> ObserveFailures() =>
-        Models.SelectMany(m => Reasons.Select((reason, i) => (reason, count: Volatile.Read(ref m.Value.Failures[i])))
-            .Where(f => f.count > 0)
-            .Select(f => new Measurement<long>(f.count, [.. Tags(m.Key.Model, m.Key.Version), new("reason", f.reason)])));
-
     private static KeyValuePair<string, object?>[] Tags(string model, string version) => [new("model", model), new("version", version)];
 
     /// <summary>Cumulative counts of one model version, updated with interlocked operations.</summary>
@@ -134,3 +125,16 @@ public static class ServingMetrics
         }
     }
 }
+
+/// <summary>Cumulative counts of one model version (the counters of Triton's statistics).</summary>
+/// <param name="Model">Model name.</param>
+/// <param name="Version">Version.</param>
+/// <param name="Success">Requests answered.</param>
+/// <param name="Failures">Requests failed, by reason (<see cref="ServingMetrics.Reason"/>); only reasons that occurred.</param>
+/// <param name="Rows">Rows (batch elements) inferred.</param>
+/// <param name="Executions">Model executions; a batch counts once.</param>
+/// <param name="Request">Time from receiving requests to their answers, summed.</param>
+/// <param name="Queue">Time requests waited in the queue, summed.</param>
+/// <param name="Compute">Time of model executions, summed.</param>
+public sealed record ModelStatistics(string Model, string Version, long Success, IReadOnlyDictionary<string, long> Failures,
+    long Rows, long Executions, TimeSpan Request, TimeSpan Queue, TimeSpan Compute);
