@@ -84,10 +84,15 @@ public static class AiMassServer
         {
             // The default adapter starts at the first scrape and would miss what happened before it: start our own now.
             Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions { SuppressMeters = true });
+            var defaultBuckets = new MeterAdapterOptions().ResolveHistogramBuckets;
             _ = MeterAdapter.StartListening(new MeterAdapterOptions
             {
                 InstrumentFilterPredicate = instrument => !instrument.Meter.Name.StartsWith("Private.", StringComparison.Ordinal)
                     && instrument.Meter.Scope is not QuietMeterFactory,
+                // The buckets an instrument advises (the exporter's own default is 0.01 … 167772 for every histogram).
+                ResolveHistogramBuckets = instrument => instrument is System.Diagnostics.Metrics.Histogram<double> { Advice.HistogramBucketBoundaries: { } buckets }
+                    ? [.. buckets]
+                    : defaultBuckets(instrument),
             });
             ExportServingCounters();
         }

@@ -331,6 +331,8 @@ public sealed class InferenceApiTests : IAsyncLifetime
         Assert.True(Value(after, "aimass_nv_inference_request_duration_us", linear3) > Value(before, "aimass_nv_inference_request_duration_us", linear3));
         Assert.Contains("# TYPE aimass_nv_inference_request_success counter", after, StringComparison.Ordinal);
         Assert.Contains("# TYPE aimass_nv_inference_compute_infer_duration_us counter", after, StringComparison.Ordinal);
+        // Histograms have the buckets their instruments advise.
+        Assert.Contains("aimass_nv_inference_overhead_duration_us_bucket{le=\"50\"}", after, StringComparison.Ordinal);
         // The model host's own ASP.NET Core and Kestrel instruments are not exported: its requests are counted above.
         // (The registry is the process's: a control plane in the same test process exports its own.)
         Assert.DoesNotContain("http_route=\"/v2/models/{model}/versions/{version}/infer\"", after, StringComparison.Ordinal);
