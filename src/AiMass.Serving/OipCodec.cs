@@ -139,16 +139,6 @@ public static class OipCodec
         {
             throw new InferenceException($"the binary section has {binary.Length} bytes but the inputs' binary_data_size add up to {offset}");
         }
-        for (var i = 1; i < inputs.Count; i++)
-        {
-            for (var j = 0; j < i; j++)
-            {
-                if (inputs[i].Name == inputs[j].Name)
-                {
-                    throw new InferenceException($"input '{inputs[i].Name}' is given more than once");
-                }
-            }
-        }
         var hasParameters = parameters.ValueKind == JsonValueKind.Object;
         return new InferenceRequest
         {

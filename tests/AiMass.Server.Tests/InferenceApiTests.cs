@@ -113,6 +113,14 @@ public sealed class InferenceApiTests : IAsyncLifetime
         var wrongSize = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(async () => await _grpc.ModelInferAsync(rawCount));
         Assert.Equal(global::Grpc.Core.StatusCode.InvalidArgument, wrongSize.StatusCode);
         Assert.Contains("needs 16 bytes", wrongSize.Status.Detail, StringComparison.Ordinal);
+        var twice = new Grpc.ModelInferRequest { ModelName = "linear" };
+        for (var i = 0; i < 2; i++)
+        {
+            twice.Inputs.Add(new Grpc.ModelInferRequest.Types.InferInputTensor { Name = "X", Datatype = "FP32", Shape = { 1, 4 }, Contents = new Grpc.InferTensorContents { Fp32Contents = { 1, 2, 3, 4 } } });
+        }
+        var given = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(async () => await _grpc.ModelInferAsync(twice));
+        Assert.Equal(global::Grpc.Core.StatusCode.InvalidArgument, given.StatusCode);
+        Assert.Contains("input 'X' of model linear is given more than once", given.Status.Detail, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -182,6 +190,7 @@ public sealed class InferenceApiTests : IAsyncLifetime
     [InlineData("v2/models/linear/infer", """{"inputs": [{"name": "X", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}""", 400, "has shape [-1, 4], got [1, 3]: dimension 1 must be 4")]
     [InlineData("v2/models/linear/infer", """{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "INT64", "data": [1, 2, 3, 4]}]}""", 400, "takes FP32, got INT64")]
     [InlineData("v2/models/linear/infer", """{"inputs": [{"name": "Z", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}""", 400, "has no input 'Z' (inputs: X)")]
+    [InlineData("v2/models/linear/infer", """{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}, {"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}""", 400, "input 'X' of model linear is given more than once")]
     [InlineData("v2/models/linear/infer", """{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], "outputs": [{"name": "Q"}]}""", 400, "has no output 'Q'")]
     [InlineData("v2/models/linear/infer", "not json", 400, "not valid JSON")]
     [InlineData("v2/models/absent/infer", """{"inputs": []}""", 404, "model absent is not loaded here")]

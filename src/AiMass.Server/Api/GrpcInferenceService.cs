@@ -108,8 +108,8 @@ internal sealed class GrpcInferenceService(ModelRepository repository) : GrpcApi
             }
             inputs.Add(FromContents(input));
         }
-        var twice = inputs.GroupBy(i => i.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
-        return twice is null ? inputs : throw new InferenceException($"input '{twice.Key}' is given more than once");
+        // An input given twice is refused by the model's validation, as for every protocol.
+        return inputs;
     }
 
     /// <summary>A tensor from the typed repeated field that matches its datatype.</summary>

@@ -273,7 +273,7 @@ public static class InferenceApi
         var total = System.Diagnostics.Stopwatch.GetElapsedTime(started);
         var queue = timing?.Queue ?? TimeSpan.Zero;
         var compute = timing?.Compute ?? TimeSpan.Zero;
-        // Milliseconds to the microsecond, written from whole numbers (formatting doubles cost more than the rest of it).
+        // Milliseconds to the microsecond, written from whole numbers (cheaper than formatting doubles).
         long q = (long)queue.TotalMicroseconds, c = (long)compute.TotalMicroseconds, t = (long)total.TotalMicroseconds;
         context.Response.Headers["Server-Timing"] = string.Create(CultureInfo.InvariantCulture,
             $"queue;dur={q / 1000}.{q % 1000:D3}, compute;dur={c / 1000}.{c % 1000:D3}, total;dur={t / 1000}.{t % 1000:D3}");
