@@ -7,7 +7,8 @@
 //  2. Router: round trip through the control plane's router to a deployment's replica (an 'aimass serve' process)
 //     against the same replica called directly.
 //  3. A 100 MB model: load to ready, and resident memory before, loaded and after unload.
-//   dotnet AiMass.Bench.Serving.dll [SLICES=10] [CLIENTS=64] [--aimass PATH/aimass.dll] [--only throughput|codec|router|memory] [--rounds N]
+//   dotnet AiMass.Bench.Serving.dll [SLICES=10] [CLIENTS=64] [--aimass PATH/aimass.dll] [--only throughput|codec|router|memory] [--rounds N] [--match TEXT]
+//   (--match: only the throughput rows whose model and row names contain TEXT, e.g. "2048-10 (compute dominates) | V2 REST binary tensors, no batching (")
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Headers;
@@ -34,6 +35,7 @@ string? Flag(string name) => Array.IndexOf(args, name) is var i and >= 0 && i + 
 var only = Flag("--only");
 // The configurations run this many times in alternating rounds; each row gives the median of all its slices' ratios.
 var rounds = int.Parse(Flag("--rounds") ?? "1", CultureInfo.InvariantCulture);
+var match = Flag("--match");
 var aimass = Flag("--aimass") ?? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../src/AiMass.Cli/bin/Release/net10.0/aimass.dll"));
 var random = new Random(1);
 
@@ -45,6 +47,7 @@ if (only is null or "memory")
 
 if (only is null or "throughput")
 {
+    var warmedUp = false;
     foreach (var (label, hidden) in new[] { ("MLP 784-2048-2048-10 (compute dominates)", new[] { 2048, 2048 }), ("MLP 784-128-10 (protocol dominates)", new[] { 128 }) })
     {
         var onnx = Mlp(hidden, random);
@@ -55,14 +58,7 @@ if (only is null or "throughput")
         var cores = Environment.ProcessorCount;
         var batching = new BatchingOptions { MaxBatchSize = 64, MaxQueueDelay = TimeSpan.FromMicroseconds(2000), Instances = cores };
         var none = new BatchingOptions { MaxBatchSize = 1, Instances = cores };
-        if (label.StartsWith("MLP 784-2048", StringComparison.Ordinal))
-        {
-            // The first host in a process runs its code before the JIT has optimised it: warm the whole path up, untimed.
-            await Served(onnx, json, batching, 2, clients, true);
-            await Served(onnx, binary, none, 2, clients, true);
-            await Served(onnx, binary, none, 2, clients, false);
-        }
-        var configurations = new List<(string Name, Body Body, BatchingOptions Batching, bool Raw)>
+        var all = new List<(string Name, Body Body, BatchingOptions Batching, bool Raw)>
         {
             ($"V2 REST JSON, dynamic batching (max 64, 2 ms, {cores} instances x 1 thread)", json, batching, true),
             ($"V2 REST binary tensors, dynamic batching (max 64, 2 ms, {cores} instances x 1 thread)", binary, batching, true),
@@ -71,6 +67,19 @@ if (only is null or "throughput")
             ($"V2 REST JSON, no batching, HttpClient as the load generator", json, none, false),
             ($"V2 REST binary tensors, no batching, HttpClient as the load generator", binary, none, false),
         };
+        var configurations = all.Where(c => match is null || $"{label} | {c.Name}".Contains(match, StringComparison.Ordinal)).ToList();
+        if (configurations.Count == 0)
+        {
+            continue;
+        }
+        if (!warmedUp)
+        {
+            // The first host in a process runs its code before the JIT has optimised it: warm the whole path up, untimed.
+            warmedUp = true;
+            await Served(onnx, json, batching, 2, clients, true);
+            await Served(onnx, binary, none, 2, clients, true);
+            await Served(onnx, binary, none, 2, clients, false);
+        }
         // Each configuration's result from every round.
         var results = configurations.Select(_ => new List<Result>()).ToList();
         for (var round = 0; round < rounds; round++)
