@@ -2,8 +2,9 @@
 //  1. Throughput: MLPs served over Open Inference Protocol v2 REST by the model host, with and without dynamic
 //     batching, JSON and binary tensors, 64 concurrent clients sending batch-1 requests, against ONNX Runtime called in
 //     a loop in-process on the same model at batch 1; plus the server-side added latency (queue and execution excluded)
-//     read from the host's Server-Timing header. The clients are a lean HTTP/1.1 load generator (RawHttpLoad: one thread and one epoll set for all
-//     connections, as wrk), and for the unbatched rows also HttpClient, to show what a heavier client takes from the server.
+//     read from the host's Server-Timing header. The clients are a lean HTTP/1.1 load generator (RawHttpLoad: one
+//     thread and one epoll set for all connections, as wrk), and for the unbatched rows also HttpClient, to show what a
+//     heavier client takes from the server.
 //  2. Router: round trip through the control plane's router to a deployment's replica (an 'aimass serve' process)
 //     against the same replica called directly.
 //  3. A 100 MB model: load to ready, and resident memory before, loaded and after unload.
