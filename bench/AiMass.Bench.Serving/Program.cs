@@ -103,7 +103,7 @@ if (only is null or "throughput")
         Console.WriteLine();
         Console.WriteLine("| | requests/s (median of slices) | ratio to the baseline slices around it: median (quartiles) | server-added p50 (queue, execution excluded) | mean batch | a model run's time, served / baseline | warm-up slices (per round); JIT per measured slice |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ONNX Runtime in-process on the host's own session, batch 1, {cores} threads (baseline; {baselineRates.Count} slices, {Quantile(baselineRates, 0.25):F0}-{Quantile(baselineRates, 0.75):F0} between quartiles) | {Median(baselineRates):F0} | 1.00 | - | 1 | 1.00 | - |"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ONNX Runtime in-process, batch 1, {cores} threads, each run on its caller's thread (baseline, the host's own session or a one-thread one; {baselineRates.Count} slices, {Quantile(baselineRates, 0.25):F0}-{Quantile(baselineRates, 0.75):F0} between quartiles) | {Median(baselineRates):F0} | 1.00 | - | 1 | 1.00 | - |"));
         for (var i = 0; i < configurations.Count; i++)
         {
             var runs = results[i];

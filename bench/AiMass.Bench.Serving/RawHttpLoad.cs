@@ -37,6 +37,7 @@ internal sealed partial class RawHttpLoad : IDisposable
     private readonly byte[][] _buffers;
     private readonly int[] _filled;
     private readonly int[] _sent;
+    private readonly bool[] _waitingForRoom;
     private readonly int _epoll;
 
     private RawHttpLoad(byte[] request, Socket[] sockets)
@@ -46,6 +47,7 @@ internal sealed partial class RawHttpLoad : IDisposable
         _buffers = sockets.Select(_ => new byte[64 * 1024]).ToArray();
         _filled = new int[sockets.Length];
         _sent = new int[sockets.Length];
+        _waitingForRoom = new bool[sockets.Length];
         _epoll = EpollCreate1(EpollCloexec);
         if (_epoll < 0)
         {
@@ -181,14 +183,14 @@ internal sealed partial class RawHttpLoad : IDisposable
     /// <summary>Sends the request, or as much of it as the socket takes, waiting for room (EPOLLOUT) for the rest.</summary>
     private void Send(int i)
     {
-        var wasWaiting = _sent[i] > 0;
         while (_sent[i] < _request.Length)
         {
             var n = _sockets[i].Send(_request, _sent[i], _request.Length - _sent[i], SocketFlags.None, out var error);
             if (error == SocketError.WouldBlock)
             {
-                if (!wasWaiting)
+                if (!_waitingForRoom[i])
                 {
+                    _waitingForRoom[i] = true;
                     Control(EpollCtlMod, i, EpollIn | EpollOut);
                 }
                 return;
@@ -200,8 +202,9 @@ internal sealed partial class RawHttpLoad : IDisposable
             _sent[i] += n;
         }
         _sent[i] = 0;
-        if (wasWaiting)
+        if (_waitingForRoom[i])
         {
+            _waitingForRoom[i] = false;
             Control(EpollCtlMod, i, EpollIn);
         }
     }
