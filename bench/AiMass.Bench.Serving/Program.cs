@@ -70,8 +70,8 @@ if (only is null or "throughput")
         };
         if (hidden.Length > 1)
         {
-            // Where the model dominates, one instance running each batch on all the cores: larger batches, and each core
-            // works through part of every layer's weights instead of all of them (the throughput configuration).
+            // Where the model dominates, one instance running each batch on all the cores: larger batches, each run split
+            // between the cores by ONNX Runtime (the throughput configuration).
             all.Insert(2, ($"V2 REST JSON, dynamic batching (max 64, 2 ms, 1 instance x {cores} threads)", json, batching with { Instances = 1 }, cores, true));
             all.Insert(3, ($"V2 REST binary tensors, dynamic batching (max 64, 2 ms, 1 instance x {cores} threads)", binary, batching with { Instances = 1 }, cores, true));
         }
