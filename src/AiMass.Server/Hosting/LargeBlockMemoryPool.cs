@@ -7,7 +7,8 @@ namespace AiMass.Server.Hosting;
 
 /// <summary>
 /// Kestrel's memory pool with 64 KiB blocks instead of 4 KiB. The socket transport receives at most one block per
-/// system call, so multi-gigabyte artifact uploads take 16 times fewer receive calls (less kernel time per byte).
+/// system call, so multi-gigabyte artifact uploads take 16 times fewer receive calls (less kernel time per byte), and a
+/// model host receives an inference request of up to 64 KiB in one call and one wake-up of its handler.
 /// Blocks are pinned (the sockets use them directly) and reused; at most <see cref="MaxPooledBlocks"/> are kept.
 /// </summary>
 internal sealed class LargeBlockMemoryPoolFactory : IMemoryPoolFactory<byte>
