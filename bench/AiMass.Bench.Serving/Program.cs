@@ -39,6 +39,12 @@ var rounds = int.Parse(Flag("--rounds") ?? "1", CultureInfo.InvariantCulture);
 var match = Flag("--match");
 var aimass = Flag("--aimass") ?? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../src/AiMass.Cli/bin/Release/net10.0/aimass.dll"));
 var random = new Random(1);
+// The model host here completes socket operations inline, as 'aimass serve' does; the control plane of the router part
+// does not, so when every part runs, that part runs in a child process with the runtime's default.
+if (only != "router")
+{
+    InferenceApi.PreferInlineSocketCompletions();
+}
 
 // Memory first: a fresh process, before the other parts leave garbage behind.
 if (only is null or "memory")
@@ -161,9 +167,20 @@ if (only is null or "codec")
     Console.WriteLine();
 }
 
-if (only is null or "router")
+if (only is "router")
 {
     await RouterAsync(aimass, random);
+}
+else if (only is null)
+{
+    var router = new ProcessStartInfo(Environment.ProcessPath!) { ArgumentList = { typeof(RawHttpLoad).Assembly.Location, "--only", "router", "--aimass", aimass } };
+    router.Environment.Remove("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS");
+    using var child = Process.Start(router)!;
+    await child.WaitForExitAsync();
+    if (child.ExitCode != 0)
+    {
+        throw new InvalidOperationException($"the router part failed (exit code {child.ExitCode})");
+    }
 }
 
 return 0;

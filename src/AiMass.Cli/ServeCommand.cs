@@ -52,6 +52,8 @@ internal static class ServeCommand
         };
         command.SetAction((parse, ct) => Cli.RunAsync(parse, async () =>
         {
+            // Before this process's first socket (the registry download below opens one).
+            InferenceApi.PreferInlineSocketCompletions();
             var p = parse.GetValue(port);
             if (p is < 0 or > 65535)
             {

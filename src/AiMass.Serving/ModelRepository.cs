@@ -148,19 +148,10 @@ public sealed class ModelRepository : IAsyncDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         ArgumentException.ThrowIfNullOrWhiteSpace(version);
         config ??= new ModelConfig();
-        var session = ModelSession.Load(onnx, name, version, config.Session);
-        try
-        {
-            for (var i = 0; i < config.WarmupRequests; i++)
-            {
-                session.Run(session.Inputs.Select(Zeros).ToList());
-            }
-        }
-        catch
-        {
-            session.Dispose();
-            throw;
-        }
+        // Building and warming a session holds a core for up to seconds: on the thread pool, never on the thread that
+        // completed the caller's download (in a model host, with inline socket completions, a socket thread that other
+        // connections wait on).
+        var session = await Task.Run(() => LoadWarm(onnx, name, version, config)).ConfigureAwait(false);
         var model = new LoadedModel(session, new DynamicBatcher(session, config.Batching, _time), config, labels ?? []);
         LoadedModel? replaced = null;
         lock (_lock)
@@ -322,6 +313,24 @@ public sealed class ModelRepository : IAsyncDisposable
         }
     }
 
+    private static ModelSession LoadWarm(byte[] onnx, string name, string version, ModelConfig config)
+    {
+        var session = ModelSession.Load(onnx, name, version, config.Session);
+        try
+        {
+            for (var i = 0; i < config.WarmupRequests; i++)
+            {
+                session.Run(session.Inputs.Select(Zeros).ToList());
+            }
+            return session;
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Unloads one version, or every version of the model; returns how many were unloaded.</summary>
     public async Task<int> UnloadAsync(string name, string? version = null)
     {
@@ -348,7 +357,8 @@ public sealed class ModelRepository : IAsyncDisposable
         }
         if (removed.Count > 0)
         {
-            NativeMemory.Release();
+            // Trimming the heap can take tens of milliseconds: on the thread pool, as loading.
+            await Task.Run(NativeMemory.Release).ConfigureAwait(false);
         }
         return removed.Count;
     }
