@@ -14,6 +14,19 @@ public sealed class Utf8FloatTests
         Assert.Equal(BitConverter.DoubleToInt64Bits(double.Parse(text, Inv)), BitConverter.DoubleToInt64Bits(d));
         Assert.True(Utf8Float.TryParse(utf8, out float f), text);
         Assert.Equal(BitConverter.SingleToInt32Bits(float.Parse(text, Inv)), BitConverter.SingleToInt32Bits(f));
+        // In a list, as the request reader meets numbers: text follows, so eight digits after the point are read at once.
+        var inList = Encoding.UTF8.GetBytes(text + ",1.5, 12345678]");
+        var at = 0;
+        Assert.True(Utf8Float.TryParseAt(inList, ref at, out float g), text);
+        Assert.Equal(utf8.Length, at);
+        Assert.Equal(BitConverter.SingleToInt32Bits(f), BitConverter.SingleToInt32Bits(g));
+        at = 0;
+        Assert.True(Utf8Float.Scan(inList, ref at, out var scanned, out var exact, out _), text);
+        Assert.Equal(utf8.Length, at);
+        if (exact)
+        {
+            Assert.Equal(BitConverter.DoubleToInt64Bits(d), BitConverter.DoubleToInt64Bits(scanned));
+        }
     }
 
     [Theory]
@@ -39,6 +52,11 @@ public sealed class Utf8FloatTests
     [InlineData("1e23")]
     [InlineData("9007199254740992e-22")]
     [InlineData("0.30000000000000004")]
+    [InlineData("0.5488135")] // fewer than eight digits after the point
+    [InlineData("0.54881352")] // eight
+    [InlineData("0.548813504")] // nine
+    [InlineData("-7.0000001")]
+    [InlineData("0.00000000123")]
     public void Numbers_ParseAsDotNetParsesThem(string text) => AgreesWithDotNet(text);
 
     [Fact]
@@ -76,5 +94,20 @@ public sealed class Utf8FloatTests
     {
         Assert.False(Utf8Float.TryParse(Encoding.UTF8.GetBytes(text), out double _));
         Assert.False(Utf8Float.TryParse(Encoding.UTF8.GetBytes(text), out float _));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("-")]
+    [InlineData("1e")]
+    [InlineData(".")]
+    [InlineData("1.")]
+    [InlineData("-.5")]
+    [InlineData("1.e5")]
+    public void NotNumbers_FollowedByMoreText_AreRefused(string text)
+    {
+        // Followed by more text, as in a request's list, where eight digits after a point are read at once.
+        var at = 0;
+        Assert.False(Utf8Float.TryParseAt(Encoding.UTF8.GetBytes(text + ",1.5, 12345678]"), ref at, out _));
     }
 }
