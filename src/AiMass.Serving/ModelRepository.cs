@@ -357,8 +357,9 @@ public sealed class ModelRepository : IAsyncDisposable
         }
         if (removed.Count > 0)
         {
-            // Trimming the heap can take tens of milliseconds: on the thread pool, as loading.
-            await Task.Run(NativeMemory.Release).ConfigureAwait(false);
+            // On this thread: trimmed from a thread-pool thread, glibc kept 16 of a 100 MB model's MB (the memory
+            // benchmark: 82 % returned against 98 %).
+            NativeMemory.Release();
         }
         return removed.Count;
     }
