@@ -174,7 +174,7 @@ if (only is "router")
 else if (only is null)
 {
     var router = new ProcessStartInfo(Environment.ProcessPath!) { ArgumentList = { typeof(RawHttpLoad).Assembly.Location, "--only", "router", "--aimass", aimass } };
-    router.Environment.Remove("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS");
+    router.Environment.Remove(InferenceApi.InlineSocketCompletionsVariable);
     using var child = Process.Start(router)!;
     await child.WaitForExitAsync();
     if (child.ExitCode != 0)

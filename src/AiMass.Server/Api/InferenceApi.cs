@@ -396,12 +396,14 @@ public static class InferenceApi
     /// </summary>
     public static void PreferInlineSocketCompletions()
     {
-        const string Variable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
-        if (Environment.GetEnvironmentVariable(Variable) is null)
+        if (Environment.GetEnvironmentVariable(InlineSocketCompletionsVariable) is null)
         {
-            Environment.SetEnvironmentVariable(Variable, "1");
+            Environment.SetEnvironmentVariable(InlineSocketCompletionsVariable, "1");
         }
     }
+
+    /// <summary>The runtime's switch that <see cref="PreferInlineSocketCompletions"/> sets ("1": inline).</summary>
+    public const string InlineSocketCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 
     /// <summary>
     /// A standalone model host for <c>aimass serve</c>: Kestrel on <paramref name="host"/>:<paramref name="port"/> with
