@@ -5,8 +5,9 @@
 //     read from the host's Server-Timing header. The clients are a lean HTTP/1.1 load generator (RawHttpLoad: one
 //     thread and one epoll set for all connections, as wrk), and for the unbatched rows also HttpClient, to show what a
 //     heavier client takes from the server.
-//  2. Router: round trip through the control plane's router to a deployment's replica (an 'aimass serve' process)
-//     against the same replica called directly.
+//  2. Router: round trip through the control plane's router ('aimass up', started as a process of its own and warmed
+//     up until it stops JIT-compiling) to a deployment's replica (an 'aimass serve' process) against the same replica
+//     called directly.
 //  3. A 100 MB model: load to ready, and resident memory before, loaded and after unload.
 //   dotnet AiMass.Bench.Serving.dll [SLICES=10] [CLIENTS=64] [--aimass PATH/aimass.dll] [--only throughput|codec|router|memory] [--rounds N] [--match TEXT]
 //   (--match: only the throughput rows whose model and row names contain TEXT, e.g. "2048-10 (compute dominates) | V2 REST binary tensors, no batching (")
@@ -39,8 +40,9 @@ var rounds = int.Parse(Flag("--rounds") ?? "1", CultureInfo.InvariantCulture);
 var match = Flag("--match");
 var aimass = Flag("--aimass") ?? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../src/AiMass.Cli/bin/Release/net10.0/aimass.dll"));
 var random = new Random(1);
-// The model host here completes socket operations inline, as 'aimass serve' does; the control plane of the router part
-// does not, so when every part runs, that part runs in a child process with the runtime's default.
+// The model host here completes socket operations inline, as 'aimass serve' does; the control plane does not, and the
+// router part's client should not either, so when every part runs, that part runs in a child process with the runtime's
+// default (its 'aimass up' inherits that environment).
 if (only != "router")
 {
     InferenceApi.PreferInlineSocketCompletions();
@@ -329,6 +331,14 @@ static double Quantile(IReadOnlyList<double> values, double q)
     return sorted[(int)Math.Min(sorted.Count - 1, Math.Floor(q * sorted.Count))];
 }
 
+// How many methods the control plane's JIT has compiled so far (the runtime's meter, on its /metrics).
+static async Task<int> CompiledMethodsAsync(HttpClient http, Uri controlPlane)
+{
+    const string name = "system_runtime_dotnet_jit_compiled_methods ";
+    var line = (await http.GetStringAsync($"{controlPlane}metrics")).Split('\n').First(l => l.StartsWith(name, StringComparison.Ordinal));
+    return (int)double.Parse(line[name.Length..], CultureInfo.InvariantCulture);
+}
+
 static async Task RouterAsync(string aimass, Random random)
 {
     if (!File.Exists(aimass))
@@ -337,16 +347,33 @@ static async Task RouterAsync(string aimass, Random random)
         return;
     }
     var data = Directory.CreateTempSubdirectory("aimass-bench-");
-    var app = AiMassServer.Build(new Dictionary<string, string?>
+    // The control plane as users run it: 'aimass up', a process of its own (the client here is another process).
+    var up = new ProcessStartInfo("dotnet")
     {
-        ["Storage:DataDirectory"] = data.FullName,
-        ["Server:Port"] = "0",
-        ["Logging:LogLevel:Default"] = "Warning",
-        ["Deployments:ReplicaCommand:0"] = "dotnet",
-        ["Deployments:ReplicaCommand:1"] = aimass,
-    });
-    await app.StartAsync();
-    var address = app.GetListeningAddress();
+        ArgumentList = { aimass, "up", "--data-dir", data.FullName, "--port", "0" },
+        RedirectStandardOutput = true,
+        RedirectStandardError = true,
+    };
+    up.Environment["AIMASS__Logging__LogLevel__Default"] = "Warning";
+    using var controlPlane = Process.Start(up)!;
+    var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+    controlPlane.OutputDataReceived += (_, e) =>
+    {
+        if (e.Data is { } line && line.IndexOf(" listening on ", StringComparison.Ordinal) is var at and >= 0)
+        {
+            listening.TrySetResult(new Uri(line[(at + " listening on ".Length)..].Trim() + "/"));
+        }
+    };
+    controlPlane.ErrorDataReceived += (_, e) =>
+    {
+        if (e.Data is { } line)
+        {
+            Console.Error.WriteLine($"aimass up: {line}");
+        }
+    };
+    controlPlane.BeginOutputReadLine();
+    controlPlane.BeginErrorReadLine();
+    var address = await listening.Task.WaitAsync(TimeSpan.FromMinutes(1));
     using var client = new AiMass.Client.AiMassClient(address, "bench");
     try
     {
@@ -387,24 +414,41 @@ static async Task RouterAsync(string aimass, Random random)
             return Results.Bytes(new byte[64], "application/octet-stream");
         });
         await nullHost.StartAsync();
-        // Alternate request by request so that the machine's noise hits the three alike; the first 200 warm up.
+        var directUrl = $"{replica}/v2/models/bench/infer";
+        var routedUrl = $"{address}v2/models/bench/infer";
+        var nullUrl = $"{nullHost.GetListeningAddress()}null";
+        // Warm-up until the control plane stops compiling. A control plane that has run a while routes on tier-1 code;
+        // one less than a minute old is still JIT-compiling in the background (26,000 methods in all, 4,000 of them
+        // again at tier 1), which takes half a core and, measured in that time, doubled the router's overhead.
+        var warmup = Stopwatch.StartNew();
+        var warmTrips = 0;
+        var compiled = await CompiledMethodsAsync(http, address);
+        for (var quiet = 0; quiet < 2 && warmup.Elapsed < TimeSpan.FromMinutes(3);)
+        {
+            for (var i = 0; i < 300; i++, warmTrips++)
+            {
+                (_, _, _) = (await Time(directUrl), await Time(routedUrl), await Time(nullUrl));
+            }
+            var now = await CompiledMethodsAsync(http, address);
+            quiet = now - compiled < 20 ? quiet + 1 : 0;
+            compiled = now;
+        }
+        // Then alternate request by request so that the machine's noise hits the three alike.
         var direct = new List<double>();
         var routed = new List<double>();
         var hop = new List<double>();
-        var nullUrl = $"{nullHost.GetListeningAddress()}null";
-        for (var i = 0; i < 6200; i++)
+        for (var i = 0; i < 6000; i++)
         {
-            var (d1, r1, h1) = (await Time($"{replica}/v2/models/bench/infer"), await Time($"{address}v2/models/bench/infer"), await Time(nullUrl));
-            if (i >= 200)
-            {
-                direct.Add(d1);
-                routed.Add(r1);
-                hop.Add(h1);
-            }
+            direct.Add(await Time(directUrl));
+            routed.Add(await Time(routedUrl));
+            hop.Add(await Time(nullUrl));
         }
         await nullHost.StopAsync();
         var (pd, pr) = (Median(direct), Median(routed));
         Console.WriteLine("## Router: one client, sequential batch-1 binary requests (MLP 784-128-10), 6,000 each alternating, medians");
+        Console.WriteLine();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"The control plane ('aimass up', a process of its own) warmed up for {warmup.Elapsed.TotalSeconds:F0} s ({warmTrips:N0} round trips each way) until it compiled fewer than 20 methods in 300."));
         Console.WriteLine();
         Console.WriteLine("| path | round trip p50 |");
         Console.WriteLine("|---|---:|");
@@ -426,8 +470,15 @@ static async Task RouterAsync(string aimass, Random random)
         {
             await Task.Delay(100);
         }
-        await app.StopAsync();
-        await app.DisposeAsync();
+        // SIGTERM: the control plane stops cleanly.
+        using (var term = Process.Start("kill", ["-TERM", controlPlane.Id.ToString(CultureInfo.InvariantCulture)]))
+        {
+            await term.WaitForExitAsync();
+        }
+        if (!controlPlane.WaitForExit(TimeSpan.FromSeconds(30)))
+        {
+            controlPlane.Kill(entireProcessTree: true);
+        }
         data.Delete(recursive: true);
     }
 }
