@@ -173,14 +173,21 @@ public static class AiMassServer
         }
     }
 
-    /// <summary>Adds <c>Server-Timing: app;dur=MS</c> (time until the response starts) so clients and benchmarks see server-side latency.</summary>
+    /// <summary>
+    /// Adds <c>app;dur=MS</c> (time until the response starts) to <c>Server-Timing</c> so clients and benchmarks see
+    /// server-side latency. Appended after what is there: an answer routed from a deployment's replica keeps the
+    /// replica's <c>queue</c>, <c>compute</c> and <c>total</c>.
+    /// </summary>
     private static Task ServerTiming(HttpContext context, RequestDelegate next)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         context.Response.OnStarting(() =>
         {
             var ms = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            context.Response.Headers["Server-Timing"] = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"app;dur={ms:0.###}");
+            var app = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"app;dur={ms:0.###}");
+            var headers = context.Response.Headers;
+            var before = headers["Server-Timing"].ToString();
+            headers["Server-Timing"] = before.Length == 0 ? app : $"{before}, {app}";
             return Task.CompletedTask;
         });
         return next(context);

@@ -123,6 +123,12 @@ public sealed class DeploymentTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.StartsWith("primary; version=1", route, StringComparison.Ordinal);
         Assert.Equal(Expected(1), Outputs(body));
+        // The replica's timing reaches the client, with the control plane's own time after it.
+        using (var content = new StringContent(Body, Encoding.UTF8, "application/json"))
+        using (var timed = await _http.PostAsync(new Uri("v2/models/grid/infer", UriKind.Relative), content))
+        {
+            Assert.Matches(@"^queue;dur=\d+\.\d{3}, compute;dur=\d+\.\d{3}, total;dur=\d+\.\d{3}, app;dur=[\d.]+$", string.Join(", ", timed.Headers.GetValues("Server-Timing")));
+        }
 
         var input = _work.Combine("in.json");
         await File.WriteAllTextAsync(input, Body);
