@@ -355,8 +355,9 @@ static async Task RouterAsync(string aimass, Random random)
         RedirectStandardError = true,
     };
     up.Environment["AIMASS__Logging__LogLevel__Default"] = "Warning";
-    using var controlPlane = Process.Start(up)!;
+    using var controlPlane = new Process { StartInfo = up, EnableRaisingEvents = true };
     var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+    controlPlane.Exited += (_, _) => listening.TrySetException(new InvalidOperationException($"'aimass up' exited with code {controlPlane.ExitCode} before listening"));
     controlPlane.OutputDataReceived += (_, e) =>
     {
         if (e.Data is { } line && line.IndexOf(" listening on ", StringComparison.Ordinal) is var at and >= 0)
@@ -371,9 +372,19 @@ static async Task RouterAsync(string aimass, Random random)
             Console.Error.WriteLine($"aimass up: {line}");
         }
     };
+    controlPlane.Start();
     controlPlane.BeginOutputReadLine();
     controlPlane.BeginErrorReadLine();
-    var address = await listening.Task.WaitAsync(TimeSpan.FromMinutes(1));
+    Uri address;
+    try
+    {
+        address = await listening.Task.WaitAsync(TimeSpan.FromMinutes(1));
+    }
+    catch
+    {
+        controlPlane.Kill(entireProcessTree: true);
+        throw;
+    }
     using var client = new AiMass.Client.AiMassClient(address, "bench");
     try
     {
@@ -427,7 +438,9 @@ static async Task RouterAsync(string aimass, Random random)
         {
             for (var i = 0; i < 300; i++, warmTrips++)
             {
-                (_, _, _) = (await Time(directUrl), await Time(routedUrl), await Time(nullUrl));
+                await Time(directUrl);
+                await Time(routedUrl);
+                await Time(nullUrl);
             }
             var now = await CompiledMethodsAsync(http, address);
             quiet = now - compiled < 20 ? quiet + 1 : 0;
